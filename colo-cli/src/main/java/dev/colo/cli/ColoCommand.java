@@ -1,0 +1,63 @@
+package dev.colo.cli;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.util.Properties;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** The {@code colo} launcher's root command. */
+@Command(name = "colo",
+        mixinStandardHelpOptions = true,
+        versionProvider = ColoCommand.Version.class,
+        description = "COLO non-stop service for KVM/QEMU VMs.",
+        subcommands = {ColoCommand.VersionCommand.class, CommandLine.HelpCommand.class})
+public final class ColoCommand implements Runnable {
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    public static void main(String[] args) {
+        System.exit(commandLine().execute(args));
+    }
+
+    public static CommandLine commandLine() {
+        return new CommandLine(new ColoCommand());
+    }
+
+    @Override
+    public void run() {
+        spec.commandLine().usage(spec.commandLine().getOut());
+    }
+
+    /** Prints the version of colo and of the runtime it found. */
+    @Command(name = "version", description = "Print colo's version.")
+    static final class VersionCommand implements Runnable {
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
+
+        @Override
+        public void run() {
+            spec.commandLine().getOut().println("colo " + Version.coloVersion() + " (java " + System.getProperty("java.version") + ")");
+        }
+    }
+
+    static final class Version implements CommandLine.IVersionProvider {
+        static String coloVersion() {
+            Properties p = new Properties();
+            try (InputStream in = ColoCommand.class.getResourceAsStream("/colo-version.properties")) {
+                if (in != null) {
+                    p.load(in);
+                }
+            } catch (IOException e) {
+                return "unknown";
+            }
+            return p.getProperty("version", "unknown");
+        }
+
+        @Override
+        public String[] getVersion() {
+            return new String[] {"colo " + coloVersion()};
+        }
+    }
+}

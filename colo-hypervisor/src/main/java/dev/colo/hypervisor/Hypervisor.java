@@ -1,0 +1,75 @@
+package dev.colo.hypervisor;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.time.Duration;
+import java.util.Optional;
+
+/**
+ * What colo needs from a hypervisor. Every method blocks and may throw {@link HypervisorException};
+ * none may be called from a Netty event loop.
+ */
+public interface Hypervisor extends AutoCloseable {
+
+    /** Defines (or redefines) a persistent domain from libvirt XML. */
+    DomainRef define(String domainXml);
+
+    /** Starts a defined domain; {@code paused} starts it with its vCPUs stopped. */
+    void start(DomainRef domain, boolean paused);
+
+    /** Hard-stops a running domain. A domain that is not running is left alone. */
+    void destroy(DomainRef domain);
+
+    /** Removes a domain's persistent definition. */
+    void undefine(DomainRef domain);
+
+    /** Finds a domain by name or UUID. */
+    Optional<DomainRef> lookup(String nameOrUuid);
+
+    /** Finds a domain or throws {@link HypervisorException.Kind#DOMAIN_NOT_FOUND}. */
+    default DomainRef require(String nameOrUuid) {
+        return lookup(nameOrUuid).orElseThrow(() -> new HypervisorException(
+                HypervisorException.Kind.DOMAIN_NOT_FOUND, "domain not found: " + nameOrUuid));
+    }
+
+    DomainState state(DomainRef domain);
+
+    /** The domain's current XML description (inactive definition when {@code inactive}). */
+    String describe(DomainRef domain, boolean inactive);
+
+    /** Registers a lifecycle listener; closing the returned handle unregisters it. */
+    AutoCloseable onLifecycle(LifecycleListener listener);
+
+    /**
+     * Runs one QMP command. A QMP error becomes {@link QmpException}; no answer within
+     * {@code timeout} becomes {@link HypervisorException.Kind#TIMEOUT}.
+     *
+     * @return the command's {@code return} member
+     */
+    JsonNode qmp(DomainRef domain, String command, ObjectNode arguments, Duration timeout);
+
+    /** QMP {@code stop}: the vCPUs halt, guest RAM stops changing. */
+    void pause(DomainRef domain, Duration timeout);
+
+    /** QMP {@code cont}: works from paused and from postmigrate. */
+    void resume(DomainRef domain, Duration timeout);
+
+    /**
+     * Saves the device state of a paused domain whose RAM is shared, skipping the RAM itself
+     * ({@code x-ignore-shared}). The domain stays paused.
+     */
+    DeviceState saveDeviceState(DomainRef domain, Duration timeout);
+
+    /**
+     * Loads device state into a standby that was started paused and waits with
+     * {@code -incoming defer}. Its RAM file must already hold the guest's pages. The standby is
+     * left paused; {@link #resume} runs it. A QEMU process can load state only once.
+     */
+    void loadDeviceState(DomainRef standby, DeviceState state, Duration timeout);
+
+    /** Maps the guest RAM file of a running domain with shared file-backed memory. */
+    GuestRam mapGuestRam(DomainRef domain);
+
+    @Override
+    void close();
+}

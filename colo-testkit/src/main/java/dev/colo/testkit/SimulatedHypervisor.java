@@ -1,0 +1,452 @@
+package dev.colo.testkit;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.colo.hypervisor.Blocking;
+import dev.colo.hypervisor.DeviceState;
+import dev.colo.hypervisor.DomainRef;
+import dev.colo.hypervisor.DomainState;
+import dev.colo.hypervisor.GuestRam;
+import dev.colo.hypervisor.Hypervisor;
+import dev.colo.hypervisor.HypervisorException;
+import dev.colo.hypervisor.HypervisorException.Kind;
+import dev.colo.hypervisor.LifecycleEvent;
+import dev.colo.hypervisor.LifecycleListener;
+import dev.colo.hypervisor.QmpException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.UUID;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * The hypervisor port in memory, for scenario tests. A domain's RAM is a byte array and its
+ * "device state" is a blob the test controls. It enforces the rules real QEMU enforces: state loads
+ * only into a paused {@code -incoming defer} standby and only once; RAM is shared only when the XML
+ * says so; guests write RAM only while running. Faults are injected per domain and command, and time
+ * costs are declared rather than slept, so tests stay deterministic.
+ */
+public final class SimulatedHypervisor implements Hypervisor {
+    private static final Pattern NAME = Pattern.compile("<name>\\s*([^<]+?)\\s*</name>");
+    private static final Pattern UUID_TAG = Pattern.compile("<uuid>\\s*([^<]+?)\\s*</uuid>");
+    private static final Pattern MEMORY = Pattern.compile("<memory(?:\\s+unit=['\"](\\w+)['\"])?\\s*>\\s*(\\d+)\\s*</memory>");
+
+    /** One simulated domain. */
+    private static final class Sim {
+        final String name;
+        final String uuid;
+        String xml;
+        DomainState state = DomainState.SHUTOFF;
+        byte[] ram = new byte[0];
+        byte[] deviceState = new byte[0];
+        boolean incoming;
+        boolean loaded;
+        boolean postMigrate;
+
+        Sim(String name, String uuid, String xml) {
+            this.name = name;
+            this.uuid = uuid;
+            this.xml = xml;
+        }
+
+        DomainRef ref() {
+            return new DomainRef(name, uuid);
+        }
+
+        boolean sharedRam() {
+            return xml.contains("<source type='file'/>") || xml.contains("<source type=\"file\"/>");
+        }
+    }
+
+    private final Map<String, Sim> byUuid = new LinkedHashMap<>();
+    private final CopyOnWriteArrayList<LifecycleListener> listeners = new CopyOnWriteArrayList<>();
+    private final Map<String, Set<String>> qmpTimeouts = new HashMap<>();
+    private final Map<String, Duration> saveCost = new HashMap<>();
+    private final Set<String> truncateNextLoad = new HashSet<>();
+    private final List<String> qmpLog = new ArrayList<>();
+    private boolean available = true;
+    private boolean closed;
+
+    // --- fault injection and guest behaviour (test-facing) ---
+
+    /** Every QMP {@code command} on {@code domain} times out from now on. */
+    public synchronized void injectQmpTimeout(String domainName, String command) {
+        qmpTimeouts.computeIfAbsent(domainName, k -> new HashSet<>()).add(command);
+    }
+
+    public synchronized void clearFaults() {
+        qmpTimeouts.clear();
+        saveCost.clear();
+        truncateNextLoad.clear();
+        available = true;
+    }
+
+    /** Declares how long a device-state save of {@code domain} takes; a timeout shorter fails. */
+    public synchronized void injectSlowSave(String domainName, Duration cost) {
+        saveCost.put(domainName, cost);
+    }
+
+    /** The next load into {@code domain} sees its stream cut in the middle. */
+    public synchronized void injectCutStream(String domainName) {
+        truncateNextLoad.add(domainName);
+    }
+
+    /** Simulates libvirtd going down ({@code false}) or coming back. */
+    public synchronized void setAvailable(boolean up) {
+        available = up;
+    }
+
+    /** The QEMU process of {@code domain} dies, as with kill -9. */
+    public void crash(String domainName) {
+        LifecycleEvent e;
+        synchronized (this) {
+            Sim s = byName(domainName).orElseThrow();
+            s.state = DomainState.SHUTOFF;
+            s.ram = new byte[0];
+            e = new LifecycleEvent(s.ref(), LifecycleEvent.Kind.CRASHED, "killed");
+        }
+        fire(e);
+    }
+
+    /** The guest writes its RAM; only a running guest can. */
+    public synchronized void guestWrite(String domainName, long offset, byte[] data) {
+        Sim s = byName(domainName).orElseThrow();
+        if (s.state != DomainState.RUNNING) {
+            throw new IllegalStateException("guest " + domainName + " is " + s.state + " and cannot write RAM");
+        }
+        System.arraycopy(data, 0, s.ram, (int) offset, data.length);
+    }
+
+    public synchronized byte[] guestRead(String domainName, long offset, int length) {
+        Sim s = byName(domainName).orElseThrow();
+        byte[] out = new byte[length];
+        System.arraycopy(s.ram, (int) offset, out, 0, length);
+        return out;
+    }
+
+    /** Sets the CPU/device state the next save returns; a running guest changes it as it runs. */
+    public synchronized void setDeviceState(String domainName, String state) {
+        byName(domainName).orElseThrow().deviceState = state.getBytes(StandardCharsets.UTF_8);
+    }
+
+    public synchronized String deviceStateOf(String domainName) {
+        return new String(byName(domainName).orElseThrow().deviceState, StandardCharsets.UTF_8);
+    }
+
+    /** Every QMP command issued so far, as {@code domain:command}. */
+    public synchronized List<String> qmpLog() {
+        return List.copyOf(qmpLog);
+    }
+
+    // --- the port ---
+
+    private void check(String operation) {
+        Blocking.assertAllowed(operation);
+        if (closed) {
+            throw new HypervisorException(Kind.UNAVAILABLE, "simulated hypervisor is closed");
+        }
+        if (!available) {
+            throw new HypervisorException(Kind.UNAVAILABLE, operation + " failed: simulated libvirtd is down");
+        }
+    }
+
+    private Optional<Sim> byName(String name) {
+        return byUuid.values().stream().filter(s -> s.name.equals(name)).findFirst();
+    }
+
+    private Sim sim(DomainRef ref) {
+        Sim s = byUuid.get(ref.uuid());
+        if (s == null) {
+            throw new HypervisorException(Kind.DOMAIN_NOT_FOUND, "domain not found: " + ref);
+        }
+        return s;
+    }
+
+    @Override
+    public DomainRef define(String domainXml) {
+        DomainRef ref;
+        synchronized (this) {
+            check("define");
+            Matcher n = NAME.matcher(domainXml);
+            if (!n.find()) {
+                throw new HypervisorException(Kind.UNSUPPORTED_DOMAIN, "domain XML has no <name>");
+            }
+            Matcher u = UUID_TAG.matcher(domainXml);
+            String uuid = u.find() ? u.group(1) : UUID.randomUUID().toString();
+            Optional<Sim> sameName = byName(n.group(1));
+            if (sameName.isPresent() && !sameName.get().uuid.equals(uuid)) {
+                throw new HypervisorException(Kind.FAILED, "domain " + n.group(1) + " already exists with uuid " + sameName.get().uuid);
+            }
+            Sim s = byUuid.computeIfAbsent(uuid, k -> new Sim(n.group(1), k, domainXml));
+            s.xml = domainXml;
+            ref = s.ref();
+        }
+        fire(new LifecycleEvent(ref, LifecycleEvent.Kind.DEFINED, "ADDED"));
+        return ref;
+    }
+
+    @Override
+    public void start(DomainRef domain, boolean paused) {
+        DomainRef ref;
+        synchronized (this) {
+            check("start");
+            Sim s = sim(domain);
+            if (s.state.isActive()) {
+                throw new HypervisorException(Kind.INVALID_STATE, "domain " + s.name + " is already running");
+            }
+            s.ram = new byte[(int) memoryBytes(s.xml)];
+            s.deviceState = ("boot:" + s.name).getBytes(StandardCharsets.UTF_8);
+            s.incoming = s.xml.contains("'-incoming'") || s.xml.contains("\"-incoming\"");
+            s.loaded = false;
+            s.postMigrate = false;
+            s.state = paused ? DomainState.PAUSED : DomainState.RUNNING;
+            ref = s.ref();
+        }
+        fire(new LifecycleEvent(ref, LifecycleEvent.Kind.STARTED, "BOOTED"));
+    }
+
+    static long memoryBytes(String xml) {
+        Matcher m = MEMORY.matcher(xml);
+        if (!m.find()) {
+            throw new HypervisorException(Kind.UNSUPPORTED_DOMAIN, "domain XML has no <memory>");
+        }
+        long v = Long.parseLong(m.group(2));
+        String unit = m.group(1) == null ? "KiB" : m.group(1);
+        switch (unit) {
+            case "b": case "bytes": return v;
+            case "KiB": return v << 10;
+            case "MiB": return v << 20;
+            case "GiB": return v << 30;
+            default: throw new HypervisorException(Kind.UNSUPPORTED_DOMAIN, "unit " + unit);
+        }
+    }
+
+    @Override
+    public void destroy(DomainRef domain) {
+        DomainRef ref = null;
+        synchronized (this) {
+            check("destroy");
+            Sim s = sim(domain);
+            if (s.state.isActive()) {
+                s.state = DomainState.SHUTOFF;
+                s.ram = new byte[0];
+                ref = s.ref();
+            }
+        }
+        if (ref != null) {
+            fire(new LifecycleEvent(ref, LifecycleEvent.Kind.STOPPED, "DESTROYED"));
+        }
+    }
+
+    @Override
+    public void undefine(DomainRef domain) {
+        synchronized (this) {
+            check("undefine");
+            Sim s = sim(domain);
+            if (s.state.isActive()) {
+                throw new HypervisorException(Kind.INVALID_STATE, "simulated hypervisor keeps no transient domains; destroy " + s.name + " first");
+            }
+            byUuid.remove(s.uuid);
+        }
+        fire(new LifecycleEvent(domain, LifecycleEvent.Kind.UNDEFINED, "REMOVED"));
+    }
+
+    @Override
+    public synchronized Optional<DomainRef> lookup(String nameOrUuid) {
+        check("lookup");
+        Sim s = byUuid.get(nameOrUuid);
+        if (s == null) {
+            s = byName(nameOrUuid).orElse(null);
+        }
+        return Optional.ofNullable(s).map(Sim::ref);
+    }
+
+    @Override
+    public synchronized DomainState state(DomainRef domain) {
+        check("state");
+        return sim(domain).state;
+    }
+
+    @Override
+    public synchronized String describe(DomainRef domain, boolean inactive) {
+        check("describe");
+        return sim(domain).xml;
+    }
+
+    @Override
+    public AutoCloseable onLifecycle(LifecycleListener listener) {
+        listeners.add(listener);
+        return () -> listeners.remove(listener);
+    }
+
+    private void fire(LifecycleEvent e) {
+        for (LifecycleListener l : listeners) {
+            l.onLifecycle(e);
+        }
+    }
+
+    @Override
+    public synchronized JsonNode qmp(DomainRef domain, String command, ObjectNode arguments, Duration timeout) {
+        check("QMP " + command);
+        Sim s = sim(domain);
+        qmpLog.add(s.name + ":" + command);
+        if (!s.state.isActive()) {
+            throw new HypervisorException(Kind.INVALID_STATE, "QMP " + command + " on " + s.name + " failed: domain is not running");
+        }
+        if (qmpTimeouts.getOrDefault(s.name, Set.of()).contains(command)) {
+            throw new HypervisorException(Kind.TIMEOUT, "QMP " + command + " on " + s.name + " got no answer within " + timeout.toMillis() + " ms");
+        }
+        ObjectNode ret = JsonNodeFactory.instance.objectNode();
+        switch (command) {
+            case "stop":
+                s.state = DomainState.PAUSED;
+                return ret;
+            case "cont":
+                if (s.incoming && !s.loaded) {
+                    throw new QmpException(command, "GenericError", "migration is expected, state has not been loaded");
+                }
+                s.state = DomainState.RUNNING;
+                s.postMigrate = false;
+                return ret;
+            case "query-status":
+                ret.put("running", s.state == DomainState.RUNNING);
+                ret.put("status", s.state == DomainState.RUNNING ? "running" : s.postMigrate ? "postmigrate" : s.incoming && !s.loaded ? "inmigrate" : "paused");
+                return ret;
+            default:
+                throw new QmpException(command, "CommandNotFound", "The command " + command + " has not been found");
+        }
+    }
+
+    @Override
+    public void pause(DomainRef domain, Duration timeout) {
+        qmp(domain, "stop", null, timeout);
+    }
+
+    @Override
+    public void resume(DomainRef domain, Duration timeout) {
+        qmp(domain, "cont", null, timeout);
+    }
+
+    @Override
+    public synchronized DeviceState saveDeviceState(DomainRef domain, Duration timeout) {
+        check("save device state");
+        Sim s = sim(domain);
+        qmpLog.add(s.name + ":migrate");
+        if (s.state != DomainState.PAUSED) {
+            throw new HypervisorException(Kind.INVALID_STATE, "device-state save of " + s.name + " needs a paused domain, it is " + s.state);
+        }
+        if (!s.sharedRam()) {
+            throw new HypervisorException(Kind.UNSUPPORTED_DOMAIN, "domain " + s.name + " has no shared file-backed memory");
+        }
+        Duration cost = saveCost.getOrDefault(s.name, Duration.ZERO);
+        if (cost.compareTo(timeout) > 0) {
+            throw new HypervisorException(Kind.TIMEOUT, "device-state save of " + s.name + " did not finish within " + timeout.toMillis() + " ms");
+        }
+        s.postMigrate = true;
+        return new DeviceState(s.deviceState);
+    }
+
+    @Override
+    public synchronized void loadDeviceState(DomainRef standby, DeviceState state, Duration timeout) {
+        check("load device state");
+        Sim s = sim(standby);
+        qmpLog.add(s.name + ":migrate-incoming");
+        try {
+            if (!s.incoming || s.state != DomainState.PAUSED) {
+                throw new HypervisorException(Kind.INVALID_STATE, "domain " + s.name + " is not a paused -incoming defer standby");
+            }
+            if (s.loaded) {
+                throw new QmpException("migrate-incoming", "GenericError", "The incoming migration has already been started");
+            }
+            if (truncateNextLoad.remove(s.name)) {
+                throw new HypervisorException(Kind.STREAM, "device-state load into " + s.name + " failed: stream ended after "
+                        + state.size() / 2 + " of " + state.size() + " bytes");
+            }
+        } catch (HypervisorException e) {
+            // Real QEMU exits when a load fails; the simulation does the same.
+            s.state = DomainState.SHUTOFF;
+            throw e;
+        }
+        s.deviceState = state.bytes();
+        s.loaded = true;
+    }
+
+    @Override
+    public synchronized GuestRam mapGuestRam(DomainRef domain) {
+        check("map guest RAM");
+        Sim s = sim(domain);
+        if (!s.sharedRam()) {
+            throw new HypervisorException(Kind.UNSUPPORTED_DOMAIN, "domain " + s.name + " has no shared file-backed memory");
+        }
+        if (!s.state.isActive()) {
+            throw new HypervisorException(Kind.INVALID_STATE, "domain " + s.name + " is not running");
+        }
+        return new ArrayRam(s.name, s.ram);
+    }
+
+    @Override
+    public synchronized void close() {
+        closed = true;
+    }
+
+    /** Guest RAM backed by the simulated domain's array; chunked small to exercise boundaries. */
+    private static final class ArrayRam implements GuestRam {
+        private static final int CHUNK = 1 << 20;
+        private final String name;
+        private final byte[] ram;
+
+        ArrayRam(String name, byte[] ram) {
+            this.name = name;
+            this.ram = ram;
+        }
+
+        @Override
+        public long size() {
+            return ram.length;
+        }
+
+        @Override
+        public void read(long offset, ByteBuffer dst) {
+            dst.put(ram, (int) offset, dst.remaining());
+        }
+
+        @Override
+        public void write(long offset, ByteBuffer src) {
+            src.get(ram, (int) offset, src.remaining());
+        }
+
+        @Override
+        public ByteBuffer view(long offset, int length) {
+            if (offset / CHUNK != (offset + length - 1) / CHUNK) {
+                throw new IllegalArgumentException("view crosses a chunk boundary at " + offset);
+            }
+            return ByteBuffer.wrap(ram, (int) offset, length).slice().asReadOnlyBuffer();
+        }
+
+        @Override
+        public int chunkSize() {
+            return CHUNK;
+        }
+
+        @Override
+        public String describe() {
+            return "simulated RAM of " + name;
+        }
+
+        @Override
+        public void close() {
+            // Nothing mapped.
+        }
+    }
+}

@@ -1,0 +1,277 @@
+package dev.colo.host.libvirt;
+
+import dev.colo.hypervisor.HypervisorException;
+import dev.colo.hypervisor.HypervisorException.Kind;
+import java.io.StringReader;
+import java.io.StringWriter;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import javax.xml.XMLConstants;
+import javax.xml.parsers.DocumentBuilder;
+import javax.xml.parsers.DocumentBuilderFactory;
+import javax.xml.transform.OutputKeys;
+import javax.xml.transform.Transformer;
+import javax.xml.transform.TransformerFactory;
+import javax.xml.transform.dom.DOMSource;
+import javax.xml.transform.stream.StreamResult;
+import org.w3c.dom.Document;
+import org.w3c.dom.Element;
+import org.w3c.dom.Node;
+import org.w3c.dom.NodeList;
+import org.xml.sax.InputSource;
+
+/**
+ * Derives the protected VM definitions from the operator's own libvirt domain XML. Pure: strings in,
+ * strings out. Each {@code with…} returns a new document and leaves the input alone.
+ */
+public final class DomainXml {
+    static final String QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0";
+
+    private final Document doc;
+
+    private DomainXml(Document doc) {
+        this.doc = doc;
+    }
+
+    public static DomainXml parse(String xml) {
+        try {
+            DocumentBuilderFactory f = DocumentBuilderFactory.newInstance();
+            f.setNamespaceAware(true);
+            f.setFeature(XMLConstants.FEATURE_SECURE_PROCESSING, true);
+            f.setFeature("http://apache.org/xml/features/disallow-doctype-decl", true);
+            DocumentBuilder b = f.newDocumentBuilder();
+            // The default handler prints "[Fatal Error]" to stderr; our exception already says it.
+            b.setErrorHandler(new org.xml.sax.helpers.DefaultHandler());
+            Document d = b.parse(new InputSource(new StringReader(xml)));
+            if (!"domain".equals(d.getDocumentElement().getLocalName())) {
+                throw new HypervisorException(Kind.UNSUPPORTED_DOMAIN,
+                        "not a libvirt domain definition: root element is <" + d.getDocumentElement().getTagName() + ">");
+            }
+            return new DomainXml(d);
+        } catch (HypervisorException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new HypervisorException(Kind.UNSUPPORTED_DOMAIN, "malformed domain XML: " + e.getMessage(), e);
+        }
+    }
+
+    private DomainXml copy() {
+        return new DomainXml((Document) doc.cloneNode(true));
+    }
+
+    private Element root() {
+        return doc.getDocumentElement();
+    }
+
+    public String name() {
+        return text(root(), "name").orElseThrow(() -> new HypervisorException(Kind.UNSUPPORTED_DOMAIN, "domain XML has no <name>"));
+    }
+
+    public Optional<String> uuid() {
+        return text(root(), "uuid");
+    }
+
+    /** The domain type attribute: {@code kvm} in production, {@code qemu} (TCG) in the lab. */
+    public String accelerator() {
+        return root().getAttribute("type");
+    }
+
+    /** Guest memory in bytes, from {@code <memory unit=…>}. */
+    public long memoryBytes() {
+        Element m = child(root(), "memory").orElseThrow(() -> new HypervisorException(Kind.UNSUPPORTED_DOMAIN, "domain XML has no <memory>"));
+        long value = Long.parseLong(m.getTextContent().trim());
+        String unit = m.getAttribute("unit").isEmpty() ? "KiB" : m.getAttribute("unit");
+        switch (unit) {
+            case "b": case "bytes": return value;
+            case "KiB": case "k": return value << 10;
+            case "MiB": case "M": return value << 20;
+            case "GiB": case "G": return value << 30;
+            case "KB": return value * 1000;
+            case "MB": return value * 1000_000;
+            case "GB": return value * 1000_000_000L;
+            default: throw new HypervisorException(Kind.UNSUPPORTED_DOMAIN, "unknown memory unit " + unit);
+        }
+    }
+
+    /** True when guest RAM is a shared file that the daemon can map. */
+    public boolean hasSharedFileMemory() {
+        Optional<Element> mb = child(root(), "memoryBacking");
+        if (mb.isEmpty()) {
+            return false;
+        }
+        boolean file = child(mb.get(), "source").map(s -> "file".equals(s.getAttribute("type"))).orElse(false);
+        boolean shared = child(mb.get(), "access").map(a -> "shared".equals(a.getAttribute("mode"))).orElse(false);
+        return file && shared;
+    }
+
+    /** The MAC addresses of the domain's NICs, in order. */
+    public List<String> macAddresses() {
+        List<String> macs = new ArrayList<>();
+        for (Element nic : interfaces()) {
+            child(nic, "mac").ifPresent(m -> macs.add(m.getAttribute("address")));
+        }
+        return macs;
+    }
+
+    public DomainXml withName(String name) {
+        DomainXml c = copy();
+        c.setChildText(c.root(), "name", name);
+        return c;
+    }
+
+    public DomainXml withUuid(String uuid) {
+        DomainXml c = copy();
+        c.setChildText(c.root(), "uuid", uuid);
+        return c;
+    }
+
+    public DomainXml withAccelerator(String type) {
+        DomainXml c = copy();
+        c.root().setAttribute("type", type);
+        return c;
+    }
+
+    /** Guest RAM as a shared file, so the daemon can map it and a standby can reuse it. */
+    public DomainXml withSharedFileMemory() {
+        DomainXml c = copy();
+        Element mb = c.child(c.root(), "memoryBacking").orElseGet(() -> c.appendAfter(c.root(), "memoryBacking", "currentMemory", "memory"));
+        for (String n : List.of("source", "access")) {
+            c.child(mb, n).ifPresent(mb::removeChild);
+        }
+        Element source = c.doc.createElement("source");
+        source.setAttribute("type", "file");
+        mb.appendChild(source);
+        Element access = c.doc.createElement("access");
+        access.setAttribute("mode", "shared");
+        mb.appendChild(access);
+        return c;
+    }
+
+    /**
+     * Replaces every NIC with one virtio NIC that is a QEMU socket netdev connecting to the daemon's
+     * proxy at {@code host:port}. The MAC is kept so the guest's network identity does not change.
+     */
+    public DomainXml withProxyNic(String mac, String host, int port) {
+        DomainXml c = copy();
+        Element devices = c.devices();
+        for (Element nic : c.interfaces()) {
+            devices.removeChild(nic);
+        }
+        Element nic = c.doc.createElement("interface");
+        nic.setAttribute("type", "client");
+        Element m = c.doc.createElement("mac");
+        m.setAttribute("address", mac);
+        nic.appendChild(m);
+        Element src = c.doc.createElement("source");
+        src.setAttribute("address", host);
+        src.setAttribute("port", Integer.toString(port));
+        nic.appendChild(src);
+        Element model = c.doc.createElement("model");
+        model.setAttribute("type", "virtio");
+        nic.appendChild(model);
+        devices.appendChild(nic);
+        return c;
+    }
+
+    /** Adds {@code -incoming defer}: the standby starts, then waits for device state. */
+    public DomainXml asIncomingStandby() {
+        DomainXml c = copy();
+        Element cl = null;
+        NodeList existing = c.root().getElementsByTagNameNS(QEMU_NS, "commandline");
+        if (existing.getLength() > 0) {
+            cl = (Element) existing.item(0);
+        } else {
+            cl = c.doc.createElementNS(QEMU_NS, "qemu:commandline");
+            c.root().appendChild(cl);
+        }
+        NodeList args = cl.getElementsByTagNameNS(QEMU_NS, "arg");
+        for (int i = 0; i < args.getLength(); i++) {
+            if ("-incoming".equals(((Element) args.item(i)).getAttribute("value"))) {
+                return c;
+            }
+        }
+        for (String v : List.of("-incoming", "defer")) {
+            Element arg = c.doc.createElementNS(QEMU_NS, "qemu:arg");
+            arg.setAttribute("value", v);
+            cl.appendChild(arg);
+        }
+        return c;
+    }
+
+    public String toXml() {
+        try {
+            Transformer t = TransformerFactory.newInstance().newTransformer();
+            t.setOutputProperty(OutputKeys.OMIT_XML_DECLARATION, "yes");
+            t.setOutputProperty(OutputKeys.INDENT, "no");
+            StringWriter w = new StringWriter();
+            t.transform(new DOMSource(doc), new StreamResult(w));
+            return w.toString();
+        } catch (Exception e) {
+            throw new IllegalStateException("cannot serialise domain XML", e);
+        }
+    }
+
+    @Override
+    public String toString() {
+        return toXml();
+    }
+
+    // --- DOM helpers ---
+
+    private Element devices() {
+        return child(root(), "devices").orElseGet(() -> {
+            Element d = doc.createElement("devices");
+            root().appendChild(d);
+            return d;
+        });
+    }
+
+    private List<Element> interfaces() {
+        List<Element> out = new ArrayList<>();
+        child(root(), "devices").ifPresent(d -> {
+            for (Node n = d.getFirstChild(); n != null; n = n.getNextSibling()) {
+                if (n instanceof Element e && "interface".equals(e.getTagName())) {
+                    out.add(e);
+                }
+            }
+        });
+        return out;
+    }
+
+    private Optional<Element> child(Element parent, String name) {
+        for (Node n = parent.getFirstChild(); n != null; n = n.getNextSibling()) {
+            if (n instanceof Element e && name.equals(e.getTagName())) {
+                return Optional.of(e);
+            }
+        }
+        return Optional.empty();
+    }
+
+    private Optional<String> text(Element parent, String name) {
+        return child(parent, name).map(e -> e.getTextContent().trim());
+    }
+
+    private void setChildText(Element parent, String name, String value) {
+        Element e = child(parent, name).orElseGet(() -> {
+            Element n = doc.createElement(name);
+            parent.insertBefore(n, parent.getFirstChild());
+            return n;
+        });
+        e.setTextContent(value);
+    }
+
+    /** Appends a new element right after the first existing sibling named in {@code after}. */
+    private Element appendAfter(Element parent, String name, String... after) {
+        Element e = doc.createElement(name);
+        for (String a : after) {
+            Optional<Element> anchor = child(parent, a);
+            if (anchor.isPresent()) {
+                parent.insertBefore(e, anchor.get().getNextSibling());
+                return e;
+            }
+        }
+        parent.appendChild(e);
+        return e;
+    }
+}

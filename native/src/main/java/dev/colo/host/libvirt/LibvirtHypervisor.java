@@ -1,0 +1,563 @@
+package dev.colo.host.libvirt;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.colo.host.posix.Fd;
+import dev.colo.hypervisor.Blocking;
+import dev.colo.hypervisor.DeviceState;
+import dev.colo.hypervisor.DomainRef;
+import dev.colo.hypervisor.DomainState;
+import dev.colo.hypervisor.GuestRam;
+import dev.colo.hypervisor.Hypervisor;
+import dev.colo.hypervisor.HypervisorException;
+import dev.colo.hypervisor.HypervisorException.Kind;
+import dev.colo.hypervisor.LifecycleEvent;
+import dev.colo.hypervisor.LifecycleListener;
+import dev.colo.hypervisor.QmpException;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Optional;
+import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.regex.Pattern;
+import org.libvirt.Connect;
+import org.libvirt.Domain;
+import org.libvirt.DomainInfo;
+import org.libvirt.Library;
+import org.libvirt.LibvirtException;
+import org.libvirt.event.DomainEvent;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The hypervisor port over libvirt (libvirt-java + our own JNA where it falls short) and QMP
+ * passthrough. Reconnects lazily when libvirtd restarts. Thread-safe.
+ */
+public final class LibvirtHypervisor implements Hypervisor {
+    private static final Logger log = LoggerFactory.getLogger(LibvirtHypervisor.class);
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final Pattern UUID_RE = Pattern.compile("[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}");
+    private static final int VIR_DOMAIN_START_PAUSED = 1;
+    private static final int VIR_DOMAIN_XML_INACTIVE = 2;
+    private static final AtomicInteger FD_NAMES = new AtomicInteger();
+
+    private final String uri;
+    private final RamFileLocator ramLocator;
+    private final ExecutorService monitorCalls;
+    private final CopyOnWriteArrayList<LifecycleListener> listeners = new CopyOnWriteArrayList<>();
+    /** Domains (uuid@id) whose migration capabilities are already set for this QEMU process. */
+    private final ConcurrentHashMap<String, Boolean> capabilitiesSet = new ConcurrentHashMap<>();
+    private final org.libvirt.event.LifecycleListener bridge = this::onLibvirtLifecycle;
+    private Connect conn;
+    private boolean closed;
+
+    public LibvirtHypervisor(String uri) {
+        this(uri, RamFileLocator.system());
+    }
+
+    public LibvirtHypervisor(String uri, RamFileLocator ramLocator) {
+        this.uri = uri;
+        this.ramLocator = ramLocator;
+        AtomicInteger n = new AtomicInteger();
+        this.monitorCalls = Executors.newCachedThreadPool(r -> {
+            Thread t = new Thread(r, "colo-qmp-" + n.incrementAndGet());
+            t.setDaemon(true);
+            return t;
+        });
+        LibvirtGate.silenceStderr();
+        LibvirtEventLoop.ensureRunning();
+        connection();
+    }
+
+    /** The live connection, reopened when libvirtd went away since the last call. */
+    private synchronized Connect connection() {
+        if (closed) {
+            throw new HypervisorException(Kind.UNAVAILABLE, "hypervisor connection to " + uri + " is closed");
+        }
+        if (conn != null) {
+            boolean alive;
+            try {
+                alive = conn.isAlive();
+            } catch (LibvirtException e) {
+                alive = false;
+            }
+            if (alive) {
+                return conn;
+            }
+            log.warn("libvirt connection lost, reconnecting uri={}", uri);
+            closeQuietly(conn);
+            conn = null;
+        }
+        try {
+            Connect c = new Connect(uri);
+            try {
+                c.addLifecycleListener(bridge);
+            } catch (LibvirtException e) {
+                log.warn("libvirt lifecycle events unavailable uri={} reason={}", uri, e.getMessage());
+            }
+            conn = c;
+            return c;
+        } catch (LibvirtException e) {
+            LibvirtFailure f = LibvirtGate.translate("connect to libvirtd at " + uri, null, e);
+            throw new HypervisorException(Kind.UNAVAILABLE, f.getMessage()
+                    + "; is libvirtd running? (systemctl start libvirtd, or virtlogd --daemon && libvirtd --daemon)", f);
+        }
+    }
+
+    private static void closeQuietly(Connect c) {
+        try {
+            c.close();
+        } catch (LibvirtException | RuntimeException ignored) {
+            // Already broken; nothing more to release.
+        }
+    }
+
+    private interface DomainCall<T> {
+        T run(Domain d) throws LibvirtException;
+    }
+
+    /** Looks the domain up by UUID, runs {@code call}, frees the handle; one gate for errors. */
+    private <T> T withDomain(DomainRef ref, String operation, DomainCall<T> call) {
+        Blocking.assertAllowed(operation);
+        Connect c = connection();
+        Domain d = LibvirtGate.call("look up domain", ref.name(), () -> c.domainLookupByUUIDString(ref.uuid()));
+        try {
+            return LibvirtGate.call(operation, ref.name(), () -> call.run(d));
+        } finally {
+            try {
+                d.free();
+            } catch (LibvirtException ignored) {
+                // Freeing a handle cannot fail in a way we could act on.
+            }
+        }
+    }
+
+    private static DomainRef refOf(Domain d) throws LibvirtException {
+        return new DomainRef(d.getName(), d.getUUIDString());
+    }
+
+    @Override
+    public DomainRef define(String domainXml) {
+        Blocking.assertAllowed("define");
+        Connect c = connection();
+        String name = DomainXml.parse(domainXml).name();
+        Domain d = LibvirtGate.call("define domain", name, () -> c.domainDefineXML(domainXml));
+        try {
+            return LibvirtGate.call("describe defined domain", name, () -> refOf(d));
+        } finally {
+            LibvirtGate.run("free domain", name, d::free);
+        }
+    }
+
+    @Override
+    public void start(DomainRef domain, boolean paused) {
+        withDomain(domain, paused ? "start paused" : "start", d -> d.create(paused ? VIR_DOMAIN_START_PAUSED : 0));
+        capabilitiesSet.keySet().removeIf(k -> k.startsWith(domain.uuid()));
+    }
+
+    @Override
+    public void destroy(DomainRef domain) {
+        withDomain(domain, "destroy", d -> {
+            if (d.isActive() == 1) {
+                try {
+                    d.destroy();
+                } catch (LibvirtException e) {
+                    // A domain that died on its own between the check and the call is destroyed enough.
+                    if (d.isActive() == 1) {
+                        throw e;
+                    }
+                }
+            }
+            return null;
+        });
+    }
+
+    @Override
+    public void undefine(DomainRef domain) {
+        withDomain(domain, "undefine", d -> {
+            d.undefine();
+            return null;
+        });
+    }
+
+    @Override
+    public Optional<DomainRef> lookup(String nameOrUuid) {
+        Blocking.assertAllowed("lookup");
+        Connect c = connection();
+        try {
+            Domain d = UUID_RE.matcher(nameOrUuid).matches() ? c.domainLookupByUUIDString(nameOrUuid) : c.domainLookupByName(nameOrUuid);
+            try {
+                return Optional.of(refOf(d));
+            } finally {
+                d.free();
+            }
+        } catch (LibvirtException e) {
+            LibvirtFailure f = LibvirtGate.translate("look up domain", nameOrUuid, e);
+            if (f.kind() == Kind.DOMAIN_NOT_FOUND) {
+                return Optional.empty();
+            }
+            throw f;
+        }
+    }
+
+    @Override
+    public DomainState state(DomainRef domain) {
+        return withDomain(domain, "get state", d -> mapState(d.getInfo().state));
+    }
+
+    static DomainState mapState(DomainInfo.DomainState s) {
+        switch (s) {
+            case VIR_DOMAIN_RUNNING: return DomainState.RUNNING;
+            case VIR_DOMAIN_PAUSED: return DomainState.PAUSED;
+            case VIR_DOMAIN_SHUTOFF: return DomainState.SHUTOFF;
+            case VIR_DOMAIN_CRASHED: return DomainState.CRASHED;
+            default: return DomainState.OTHER;
+        }
+    }
+
+    @Override
+    public String describe(DomainRef domain, boolean inactive) {
+        return withDomain(domain, "describe", d -> d.getXMLDesc(inactive ? VIR_DOMAIN_XML_INACTIVE : 0));
+    }
+
+    @Override
+    public AutoCloseable onLifecycle(LifecycleListener listener) {
+        listeners.add(listener);
+        return () -> listeners.remove(listener);
+    }
+
+    private int onLibvirtLifecycle(Domain d, DomainEvent event) {
+        LifecycleEvent e;
+        try {
+            e = new LifecycleEvent(refOf(d), mapEvent(event), String.valueOf((Object) event.getDetail()));
+        } catch (LibvirtException | RuntimeException ex) {
+            log.warn("libvirt lifecycle event dropped: cannot describe domain reason={}", ex.getMessage());
+            return 0;
+        }
+        for (LifecycleListener l : listeners) {
+            try {
+                l.onLifecycle(e);
+            } catch (RuntimeException ex) {
+                log.error("lifecycle listener failed vm={} event={}", e.domain().name(), e.kind(), ex);
+            }
+        }
+        return 0;
+    }
+
+    private static LifecycleEvent.Kind mapEvent(DomainEvent event) {
+        switch (event.getType()) {
+            case DEFINED: return LifecycleEvent.Kind.DEFINED;
+            case UNDEFINED: return LifecycleEvent.Kind.UNDEFINED;
+            case STARTED: return LifecycleEvent.Kind.STARTED;
+            case SUSPENDED: return LifecycleEvent.Kind.SUSPENDED;
+            case RESUMED: return LifecycleEvent.Kind.RESUMED;
+            case STOPPED:
+                return String.valueOf((Object) event.getDetail()).equals("CRASHED") ? LifecycleEvent.Kind.CRASHED : LifecycleEvent.Kind.STOPPED;
+            case SHUTDOWN: return LifecycleEvent.Kind.SHUTDOWN;
+            case CRASHED: return LifecycleEvent.Kind.CRASHED;
+            default: return LifecycleEvent.Kind.OTHER;
+        }
+    }
+
+    // --- QMP ---
+
+    @Override
+    public JsonNode qmp(DomainRef domain, String command, ObjectNode arguments, Duration timeout) {
+        ObjectNode req = JsonNodeFactory.instance.objectNode();
+        req.put("execute", command);
+        if (arguments != null && arguments.size() > 0) {
+            req.set("arguments", arguments);
+        }
+        String reply = bounded(domain, command, timeout,
+                () -> withDomain(domain, "QMP " + command, d -> d.qemuMonitorCommand(req.toString(), 0)));
+        return parseReply(command, reply);
+    }
+
+    private JsonNode qmpWithFd(DomainRef domain, String command, ObjectNode arguments, Fd fd, Duration timeout) {
+        ObjectNode req = JsonNodeFactory.instance.objectNode();
+        req.put("execute", command);
+        req.set("arguments", arguments);
+        String reply = bounded(domain, command, timeout, () -> withDomain(domain, "QMP " + command,
+                d -> QemuMonitorWithFiles.command(d, domain.name(), req.toString(), fd.number())));
+        return parseReply(command, reply);
+    }
+
+    private interface Bounded<T> {
+        T call();
+    }
+
+    /** Runs a monitor call on a worker so a wedged QEMU costs the caller at most {@code timeout}. */
+    private <T> T bounded(DomainRef domain, String command, Duration timeout, Bounded<T> body) {
+        Blocking.assertAllowed("QMP " + command);
+        Future<T> f = monitorCalls.submit(body::call);
+        try {
+            return f.get(timeout.toNanos(), TimeUnit.NANOSECONDS);
+        } catch (TimeoutException e) {
+            f.cancel(true);
+            throw new HypervisorException(Kind.TIMEOUT, "QMP " + command + " on " + domain.name()
+                    + " got no answer within " + timeout.toMillis() + " ms", e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            f.cancel(true);
+            throw new HypervisorException(Kind.TIMEOUT, "interrupted waiting for QMP " + command + " on " + domain.name(), e);
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof HypervisorException he) {
+                throw he;
+            }
+            throw new HypervisorException(Kind.FAILED, "QMP " + command + " on " + domain.name() + " failed: " + e.getCause(), e.getCause());
+        }
+    }
+
+    static JsonNode parseReply(String command, String reply) {
+        JsonNode node;
+        try {
+            node = JSON.readTree(reply);
+        } catch (IOException e) {
+            throw new HypervisorException(Kind.FAILED, "QMP " + command + " answered with malformed JSON: " + abbreviate(reply), e);
+        }
+        if (node == null || !node.isObject()) {
+            throw new HypervisorException(Kind.FAILED, "QMP " + command + " answered with a non-object: " + abbreviate(reply));
+        }
+        JsonNode err = node.get("error");
+        if (err != null) {
+            throw new QmpException(command, err.path("class").asText("UnknownError"), err.path("desc").asText(""));
+        }
+        JsonNode ret = node.get("return");
+        return ret == null ? JsonNodeFactory.instance.objectNode() : ret;
+    }
+
+    private static String abbreviate(String s) {
+        return s == null ? "null" : s.length() > 200 ? s.substring(0, 200) + "…" : s;
+    }
+
+    @Override
+    public void pause(DomainRef domain, Duration timeout) {
+        qmp(domain, "stop", null, timeout);
+    }
+
+    @Override
+    public void resume(DomainRef domain, Duration timeout) {
+        qmp(domain, "cont", null, timeout);
+    }
+
+    // --- device state ---
+
+    private void ensureIgnoreShared(DomainRef domain, Duration timeout) {
+        int id = withDomain(domain, "get domain id", Domain::getID);
+        String key = domain.uuid() + "@" + id;
+        if (capabilitiesSet.containsKey(key)) {
+            return;
+        }
+        ObjectNode cap = JsonNodeFactory.instance.objectNode();
+        cap.put("capability", "x-ignore-shared");
+        cap.put("state", true);
+        ObjectNode args = JsonNodeFactory.instance.objectNode();
+        args.putArray("capabilities").add(cap);
+        qmp(domain, "migrate-set-capabilities", args, timeout);
+        capabilitiesSet.put(key, Boolean.TRUE);
+    }
+
+    @Override
+    public DeviceState saveDeviceState(DomainRef domain, Duration timeout) {
+        Blocking.assertAllowed("save device state");
+        long deadline = System.nanoTime() + timeout.toNanos();
+        ensureIgnoreShared(domain, remaining(deadline));
+        String fdName = "colo-save-" + FD_NAMES.incrementAndGet();
+        Fd[] pair;
+        try {
+            pair = Fd.socketPair("device-state save of " + domain.name());
+        } catch (IOException e) {
+            throw new HypervisorException(Kind.STREAM, e.getMessage(), e);
+        }
+        try (Fd local = pair[0]; Fd remote = pair[1]) {
+            ObjectNode fdArgs = JsonNodeFactory.instance.objectNode().put("fdname", fdName);
+            qmpWithFd(domain, "getfd", fdArgs, remote, remaining(deadline));
+            remote.close();
+            qmp(domain, "migrate", JsonNodeFactory.instance.objectNode().put("uri", "fd:" + fdName), remaining(deadline));
+            ByteArrayOutputStream out = new ByteArrayOutputStream(1 << 20);
+            ByteBuffer buf = ByteBuffer.allocateDirect(1 << 20);
+            while (true) {
+                buf.clear();
+                int n = local.read(buf, deadline);
+                if (n < 0) {
+                    break;
+                }
+                if (n == 0 && System.nanoTime() - deadline >= 0) {
+                    throw new HypervisorException(Kind.TIMEOUT, "device-state save of " + domain.name()
+                            + " did not finish within " + timeout.toMillis() + " ms (" + out.size() + " bytes so far)");
+                }
+                buf.flip();
+                byte[] chunk = new byte[buf.remaining()];
+                buf.get(chunk);
+                out.write(chunk, 0, chunk.length);
+            }
+            awaitMigration(domain, "save", deadline, timeout);
+            return new DeviceState(out.toByteArray());
+        } catch (IOException e) {
+            throw new HypervisorException(Kind.STREAM, "device-state save of " + domain.name() + " broke off: " + e.getMessage(), e);
+        }
+    }
+
+    @Override
+    public void loadDeviceState(DomainRef standby, DeviceState state, Duration timeout) {
+        Blocking.assertAllowed("load device state");
+        long deadline = System.nanoTime() + timeout.toNanos();
+        boolean loaded = false;
+        try {
+            ensureIgnoreShared(standby, remaining(deadline));
+            String fdName = "colo-load-" + FD_NAMES.incrementAndGet();
+            Fd[] pair = Fd.socketPair("device-state load of " + standby.name());
+            try (Fd local = pair[0]; Fd remote = pair[1]) {
+                qmpWithFd(standby, "getfd", JsonNodeFactory.instance.objectNode().put("fdname", fdName), remote, remaining(deadline));
+                remote.close();
+                qmp(standby, "migrate-incoming", JsonNodeFactory.instance.objectNode().put("uri", "fd:" + fdName), remaining(deadline));
+                ByteBuffer buf = ByteBuffer.allocateDirect(state.size());
+                buf.put(state.bytes()).flip();
+                local.writeFully(buf, deadline);
+                local.shutdownOutput();
+                awaitMigration(standby, "load", deadline, timeout);
+                loaded = true;
+            }
+        } catch (IOException e) {
+            throw new HypervisorException(Kind.STREAM, "device-state load into " + standby.name() + " broke off: " + e.getMessage(), e);
+        } finally {
+            if (!loaded) {
+                // A QEMU that failed to load state is useless: never leave it half-started.
+                try {
+                    destroy(standby);
+                } catch (HypervisorException e) {
+                    log.warn("cannot destroy failed standby vm={} reason={}", standby.name(), e.getMessage());
+                }
+            }
+        }
+    }
+
+    /** Polls {@code query-migrate} until the stream completed or failed. */
+    private void awaitMigration(DomainRef domain, String what, long deadline, Duration timeout) {
+        while (true) {
+            JsonNode st;
+            try {
+                st = qmp(domain, "query-migrate", null, remaining(deadline));
+            } catch (HypervisorException e) {
+                if (e.kind() == Kind.TIMEOUT) {
+                    throw e;
+                }
+                throw new HypervisorException(Kind.STREAM, "device-state " + what + " on " + domain.name()
+                        + " failed: QEMU stopped answering (" + e.getMessage() + ")", e);
+            }
+            String status = st.path("status").asText("none");
+            switch (status) {
+                case "completed":
+                    return;
+                case "failed":
+                case "cancelled":
+                    throw new HypervisorException(Kind.STREAM, "device-state " + what + " on " + domain.name()
+                            + " " + status + ": " + st.path("error-desc").asText("no reason given"));
+                default:
+                    if (System.nanoTime() - deadline >= 0) {
+                        throw new HypervisorException(Kind.TIMEOUT, "device-state " + what + " on " + domain.name()
+                                + " still " + status + " after " + timeout.toMillis() + " ms");
+                    }
+                    Thread.onSpinWait();
+            }
+        }
+    }
+
+    private static Duration remaining(long deadline) {
+        long left = deadline - System.nanoTime();
+        if (left <= 0) {
+            throw new HypervisorException(Kind.TIMEOUT, "operation ran out of time");
+        }
+        return Duration.ofNanos(left);
+    }
+
+    // --- guest RAM ---
+
+    @Override
+    public GuestRam mapGuestRam(DomainRef domain) {
+        Blocking.assertAllowed("map guest RAM");
+        DomainXml live = DomainXml.parse(describe(domain, false));
+        if (!live.hasSharedFileMemory()) {
+            throw new HypervisorException(Kind.UNSUPPORTED_DOMAIN, "domain " + domain.name()
+                    + " has no shared file-backed memory; add <memoryBacking><source type='file'/><access mode='shared'/></memoryBacking>"
+                    + " (colo pair does this for you)");
+        }
+        if (state(domain) == DomainState.SHUTOFF) {
+            throw new HypervisorException(Kind.INVALID_STATE, "domain " + domain.name() + " is not running; its RAM file exists only while it runs");
+        }
+        long pid = ramLocator.qemuPid(domain.name());
+        Path file = ramLocator.ramFile(pid).orElseThrow(() -> new HypervisorException(Kind.UNSUPPORTED_DOMAIN,
+                "QEMU pid " + pid + " of " + domain.name() + " maps no shared pc.ram file"));
+        try {
+            return MappedGuestRam.map(file, live.memoryBytes());
+        } catch (IOException e) {
+            throw new HypervisorException(Kind.FAILED, "cannot map guest RAM of " + domain.name() + " at " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** A fresh random UUID string, for derived domains. */
+    public static String newUuid() {
+        return UUID.randomUUID().toString();
+    }
+
+    public String uri() {
+        return uri;
+    }
+
+    @Override
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        if (conn != null) {
+            try {
+                conn.removeLifecycleListener(bridge);
+            } catch (LibvirtException | RuntimeException ignored) {
+                // The connection may already be gone.
+            }
+            closeQuietly(conn);
+            conn = null;
+        }
+        monitorCalls.shutdownNow();
+    }
+
+    /** libvirt's default event loop on one daemon thread, started once per process. */
+    static final class LibvirtEventLoop {
+        private static volatile Thread thread;
+
+        private LibvirtEventLoop() {}
+
+        static synchronized void ensureRunning() {
+            if (thread != null) {
+                return;
+            }
+            LibvirtGate.run("register libvirt event loop", null, Library::initEventLoop);
+            Thread t = new Thread(() -> {
+                while (true) {
+                    try {
+                        Library.processEvent();
+                    } catch (LibvirtException e) {
+                        log.warn("libvirt event loop iteration failed reason={}", e.getMessage());
+                    }
+                }
+            }, "colo-libvirt-events");
+            t.setDaemon(true);
+            t.start();
+            thread = t;
+        }
+    }
+}

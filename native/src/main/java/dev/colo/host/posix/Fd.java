@@ -1,0 +1,163 @@
+package dev.colo.host.posix;
+
+import com.sun.jna.LastErrorException;
+import com.sun.jna.Memory;
+import com.sun.jna.Pointer;
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.nio.ByteBuffer;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A raw file descriptor owned by this process: poll-bounded reads and writes, closed exactly once.
+ * Used for socketpairs handed to QEMU and for tap devices.
+ */
+public final class Fd implements AutoCloseable {
+    private static final Libc LIBC = Libc.INSTANCE;
+
+    private final String what;
+    private volatile int fd;
+
+    public Fd(int fd, String what) {
+        this.fd = fd;
+        this.what = what;
+    }
+
+    /** A connected AF_UNIX stream socketpair; both ends close-on-exec. */
+    public static Fd[] socketPair(String what) throws IOException {
+        int[] fds = new int[2];
+        try {
+            LIBC.socketpair(Libc.AF_UNIX, Libc.SOCK_STREAM | Libc.SOCK_CLOEXEC, 0, fds);
+        } catch (LastErrorException e) {
+            throw new IOException("socketpair for " + what + " failed: " + describe(e), e);
+        }
+        return new Fd[] {new Fd(fds[0], what + "/local"), new Fd(fds[1], what + "/remote")};
+    }
+
+    public int number() {
+        int n = fd;
+        if (n < 0) {
+            throw new IllegalStateException(what + " is closed");
+        }
+        return n;
+    }
+
+    public boolean isOpen() {
+        return fd >= 0;
+    }
+
+    /**
+     * Waits until the fd is readable (or writable) or the deadline passes.
+     *
+     * @return false on timeout
+     */
+    public boolean await(boolean forWrite, long deadlineNanos) throws IOException {
+        try (Memory pfd = new Memory(8)) {
+            while (true) {
+                long leftMs = TimeUnit.NANOSECONDS.toMillis(deadlineNanos - System.nanoTime());
+                if (leftMs <= 0) {
+                    return false;
+                }
+                pfd.setInt(0, number());
+                pfd.setShort(4, forWrite ? Libc.POLLOUT : Libc.POLLIN);
+                pfd.setShort(6, (short) 0);
+                int n;
+                try {
+                    n = LIBC.poll(pfd, 1, (int) Math.min(leftMs, 1000));
+                } catch (LastErrorException e) {
+                    if (e.getErrorCode() == Libc.EINTR) {
+                        continue;
+                    }
+                    throw new IOException("poll on " + what + " failed: " + describe(e), e);
+                }
+                if (n > 0) {
+                    return true;
+                }
+                if (Thread.currentThread().isInterrupted()) {
+                    throw new InterruptedIOException("interrupted while waiting on " + what);
+                }
+            }
+        }
+    }
+
+    /**
+     * Reads up to {@code dst.remaining()} bytes into a direct buffer.
+     *
+     * @return bytes read, 0 when nothing arrived before the deadline, -1 at end of stream
+     */
+    public int read(ByteBuffer dst, long deadlineNanos) throws IOException {
+        if (!dst.isDirect()) {
+            throw new IllegalArgumentException("direct buffer required");
+        }
+        if (!await(false, deadlineNanos)) {
+            return 0;
+        }
+        Pointer p = com.sun.jna.Native.getDirectBufferPointer(dst).share(dst.position());
+        try {
+            long n = LIBC.read(number(), p, dst.remaining());
+            if (n == 0) {
+                return -1;
+            }
+            dst.position(dst.position() + (int) n);
+            return (int) n;
+        } catch (LastErrorException e) {
+            if (e.getErrorCode() == Libc.EAGAIN || e.getErrorCode() == Libc.EINTR) {
+                return 0;
+            }
+            throw new IOException("read from " + what + " failed: " + describe(e), e);
+        }
+    }
+
+    /** Writes all of {@code src} (a direct buffer) or throws when the deadline passes first. */
+    public void writeFully(ByteBuffer src, long deadlineNanos) throws IOException {
+        if (!src.isDirect()) {
+            throw new IllegalArgumentException("direct buffer required");
+        }
+        while (src.hasRemaining()) {
+            if (!await(true, deadlineNanos)) {
+                throw new IOException("write to " + what + " timed out with " + src.remaining() + " bytes left");
+            }
+            Pointer p = com.sun.jna.Native.getDirectBufferPointer(src).share(src.position());
+            try {
+                long n = LIBC.write(number(), p, src.remaining());
+                src.position(src.position() + (int) n);
+            } catch (LastErrorException e) {
+                if (e.getErrorCode() == Libc.EAGAIN || e.getErrorCode() == Libc.EINTR) {
+                    continue;
+                }
+                throw new IOException("write to " + what + " failed: " + describe(e), e);
+            }
+        }
+    }
+
+    /** Half-closes a socket for writing so the peer sees end of stream. */
+    public void shutdownOutput() throws IOException {
+        try {
+            LIBC.shutdown(number(), Libc.SHUT_WR);
+        } catch (LastErrorException e) {
+            throw new IOException("shutdown of " + what + " failed: " + describe(e), e);
+        }
+    }
+
+    @Override
+    public void close() {
+        int n = fd;
+        fd = -1;
+        if (n >= 0) {
+            try {
+                LIBC.close(n);
+            } catch (LastErrorException ignored) {
+                // The fd is released by the kernel even when close reports an error.
+            }
+        }
+    }
+
+    public static String describe(LastErrorException e) {
+        return LIBC.strerror(e.getErrorCode()) + " (errno " + e.getErrorCode() + ")";
+    }
+
+    @Override
+    public String toString() {
+        return what + "[fd=" + fd + "]";
+    }
+}
