@@ -61,6 +61,8 @@ public final class LibvirtHypervisor implements Hypervisor {
     /** Domains (uuid@id) whose migration capabilities are already set for this QEMU process. */
     private final ConcurrentHashMap<String, Boolean> capabilitiesSet = new ConcurrentHashMap<>();
     private final org.libvirt.event.LifecycleListener bridge = this::onLibvirtLifecycle;
+    private final ConcurrentHashMap<String, Domain> handles = new ConcurrentHashMap<>();
+    private volatile Connect handlesOf;
     private Connect conn;
     private boolean closed;
 
@@ -129,20 +131,43 @@ public final class LibvirtHypervisor implements Hypervisor {
         T run(Domain d) throws LibvirtException;
     }
 
-    /** Looks the domain up by UUID, runs {@code call}, frees the handle; one gate for errors. */
+    /**
+     * Runs {@code call} on the domain's handle, through the one error gate. Handles are cached per
+     * UUID (a lookup is an RPC to libvirtd and checkpoints make several calls in the pause window)
+     * and dropped when libvirt no longer knows the domain or the connection was renewed.
+     */
     private <T> T withDomain(DomainRef ref, String operation, DomainCall<T> call) {
         Blocking.assertAllowed(operation);
-        Connect c = connection();
-        Domain d = LibvirtGate.call("look up domain", ref.name(), () -> c.domainLookupByUUIDString(ref.uuid()));
+        Domain d = handle(ref);
         try {
             return LibvirtGate.call(operation, ref.name(), () -> call.run(d));
-        } finally {
-            try {
-                d.free();
-            } catch (LibvirtException ignored) {
-                // Freeing a handle cannot fail in a way we could act on.
+        } catch (HypervisorException e) {
+            if (e.kind() == Kind.DOMAIN_NOT_FOUND || e.kind() == Kind.UNAVAILABLE) {
+                forget(ref.uuid(), d);
             }
+            throw e;
         }
+    }
+
+    private Domain handle(DomainRef ref) {
+        Connect c = connection();
+        Domain cached = handles.get(ref.uuid());
+        if (cached != null && handlesOf == c) {
+            return cached;
+        }
+        Domain d = LibvirtGate.call("look up domain", ref.name(), () -> c.domainLookupByUUIDString(ref.uuid()));
+        synchronized (this) {
+            if (handlesOf != c) {
+                handles.clear();
+                handlesOf = c;
+            }
+            handles.put(ref.uuid(), d);
+        }
+        return d;
+    }
+
+    private void forget(String uuid, Domain d) {
+        handles.remove(uuid, d);
     }
 
     private static DomainRef refOf(Domain d) throws LibvirtException {
@@ -191,6 +216,7 @@ public final class LibvirtHypervisor implements Hypervisor {
             d.undefine();
             return null;
         });
+        handles.remove(domain.uuid());
     }
 
     @Override
@@ -367,6 +393,8 @@ public final class LibvirtHypervisor implements Hypervisor {
         ObjectNode args = JsonNodeFactory.instance.objectNode();
         args.putArray("capabilities").add(cap);
         qmp(domain, "migrate-set-capabilities", args, timeout);
+        // QEMU throttles migration to 128 MiB/s by default; device state should go at memory speed.
+        qmp(domain, "migrate-set-parameters", JsonNodeFactory.instance.objectNode().put("max-bandwidth", 1L << 40), timeout);
         capabilitiesSet.put(key, Boolean.TRUE);
     }
 
@@ -383,10 +411,13 @@ public final class LibvirtHypervisor implements Hypervisor {
             throw new HypervisorException(Kind.STREAM, e.getMessage(), e);
         }
         try (Fd local = pair[0]; Fd remote = pair[1]) {
+            long t0 = System.nanoTime();
             ObjectNode fdArgs = JsonNodeFactory.instance.objectNode().put("fdname", fdName);
             qmpWithFd(domain, "getfd", fdArgs, remote, remaining(deadline));
             remote.close();
+            long t1 = System.nanoTime();
             qmp(domain, "migrate", JsonNodeFactory.instance.objectNode().put("uri", "fd:" + fdName), remaining(deadline));
+            long t2 = System.nanoTime();
             ByteArrayOutputStream out = new ByteArrayOutputStream(1 << 20);
             ByteBuffer buf = ByteBuffer.allocateDirect(1 << 20);
             while (true) {
@@ -404,7 +435,11 @@ public final class LibvirtHypervisor implements Hypervisor {
                 buf.get(chunk);
                 out.write(chunk, 0, chunk.length);
             }
+            long t3 = System.nanoTime();
             awaitMigration(domain, "save", deadline, timeout);
+            long t4 = System.nanoTime();
+            log.debug("device state saved vm={} bytes={} getfd_us={} migrate_us={} stream_us={} status_us={}",
+                    domain.name(), out.size(), (t1 - t0) / 1000, (t2 - t1) / 1000, (t3 - t2) / 1000, (t4 - t3) / 1000);
             return new DeviceState(out.toByteArray());
         } catch (IOException e) {
             throw new HypervisorException(Kind.STREAM, "device-state save of " + domain.name() + " broke off: " + e.getMessage(), e);
@@ -532,6 +567,7 @@ public final class LibvirtHypervisor implements Hypervisor {
             closeQuietly(conn);
             conn = null;
         }
+        handles.clear();
         monitorCalls.shutdownNow();
     }
 

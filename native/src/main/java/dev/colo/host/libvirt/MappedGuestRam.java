@@ -108,6 +108,16 @@ public final class MappedGuestRam implements GuestRam {
         return chunks()[idx].slice(within, length).asReadOnlyBuffer();
     }
 
+    /**
+     * Faults every page in now, so later writes inside a checkpoint's pause window do not pay for
+     * page allocation (on tmpfs a first touch costs ~4 us per page: ~130 ms for 128 MiB).
+     */
+    public void prefault() {
+        for (MappedByteBuffer b : chunks()) {
+            b.load();
+        }
+    }
+
     @Override
     public String describe() {
         return file.toString();
