@@ -55,6 +55,14 @@ public interface Hypervisor extends AutoCloseable {
     void resume(DomainRef domain, Duration timeout);
 
     /**
+     * Does everything a later {@link #saveDeviceState} can do ahead of time (migration capabilities,
+     * handing QEMU the stream's file descriptor), so the pause window holds only the save itself.
+     * Optional: a save without it prepares inline. Call it while the domain runs.
+     */
+    default void prepareCheckpoint(DomainRef domain, Duration timeout) {
+    }
+
+    /**
      * Saves the device state of a paused domain whose RAM is shared, skipping the RAM itself
      * ({@code x-ignore-shared}). The domain stays paused.
      */

@@ -62,6 +62,11 @@ public final class LibvirtHypervisor implements Hypervisor {
     private final ConcurrentHashMap<String, Boolean> capabilitiesSet = new ConcurrentHashMap<>();
     private final org.libvirt.event.LifecycleListener bridge = this::onLibvirtLifecycle;
     private final ConcurrentHashMap<String, Domain> handles = new ConcurrentHashMap<>();
+    /** Save streams already handed to QEMU (getfd), per domain uuid@id, waiting for the next save. */
+    private final ConcurrentHashMap<String, ArmedStream> armed = new ConcurrentHashMap<>();
+
+    /** Our end of a socketpair whose other end QEMU holds under {@code name}. */
+    private record ArmedStream(String name, Fd local) {}
     private volatile Connect handlesOf;
     private Connect conn;
     private boolean closed;
@@ -191,6 +196,17 @@ public final class LibvirtHypervisor implements Hypervisor {
     public void start(DomainRef domain, boolean paused) {
         withDomain(domain, paused ? "start paused" : "start", d -> d.create(paused ? VIR_DOMAIN_START_PAUSED : 0));
         capabilitiesSet.keySet().removeIf(k -> k.startsWith(domain.uuid()));
+        dropArmed(domain);
+    }
+
+    private void dropArmed(DomainRef domain) {
+        armed.entrySet().removeIf(e -> {
+            if (e.getKey().startsWith(domain.uuid())) {
+                e.getValue().local().close();
+                return true;
+            }
+            return false;
+        });
     }
 
     @Override
@@ -208,6 +224,7 @@ public final class LibvirtHypervisor implements Hypervisor {
             }
             return null;
         });
+        dropArmed(domain);
     }
 
     @Override
@@ -382,8 +399,7 @@ public final class LibvirtHypervisor implements Hypervisor {
     // --- device state ---
 
     private void ensureIgnoreShared(DomainRef domain, Duration timeout) {
-        int id = withDomain(domain, "get domain id", Domain::getID);
-        String key = domain.uuid() + "@" + id;
+        String key = processKey(domain);
         if (capabilitiesSet.containsKey(key)) {
             return;
         }
@@ -398,11 +414,25 @@ public final class LibvirtHypervisor implements Hypervisor {
         capabilitiesSet.put(key, Boolean.TRUE);
     }
 
+    private String processKey(DomainRef domain) {
+        return domain.uuid() + "@" + withDomain(domain, "get domain id", Domain::getID);
+    }
+
     @Override
-    public DeviceState saveDeviceState(DomainRef domain, Duration timeout) {
-        Blocking.assertAllowed("save device state");
+    public void prepareCheckpoint(DomainRef domain, Duration timeout) {
         long deadline = System.nanoTime() + timeout.toNanos();
         ensureIgnoreShared(domain, remaining(deadline));
+        String key = processKey(domain);
+        if (!armed.containsKey(key)) {
+            ArmedStream a = arm(domain, remaining(deadline));
+            if (armed.putIfAbsent(key, a) != null) {
+                a.local().close();
+            }
+        }
+    }
+
+    /** Creates a socketpair and hands one end to QEMU with QMP getfd. */
+    private ArmedStream arm(DomainRef domain, Duration timeout) {
         String fdName = "colo-save-" + FD_NAMES.incrementAndGet();
         Fd[] pair;
         try {
@@ -410,13 +440,28 @@ public final class LibvirtHypervisor implements Hypervisor {
         } catch (IOException e) {
             throw new HypervisorException(Kind.STREAM, e.getMessage(), e);
         }
-        try (Fd local = pair[0]; Fd remote = pair[1]) {
-            long t0 = System.nanoTime();
-            ObjectNode fdArgs = JsonNodeFactory.instance.objectNode().put("fdname", fdName);
-            qmpWithFd(domain, "getfd", fdArgs, remote, remaining(deadline));
-            remote.close();
+        try (Fd remote = pair[1]) {
+            qmpWithFd(domain, "getfd", JsonNodeFactory.instance.objectNode().put("fdname", fdName), remote, timeout);
+            return new ArmedStream(fdName, pair[0]);
+        } catch (RuntimeException e) {
+            pair[0].close();
+            throw e;
+        }
+    }
+
+    @Override
+    public DeviceState saveDeviceState(DomainRef domain, Duration timeout) {
+        Blocking.assertAllowed("save device state");
+        long deadline = System.nanoTime() + timeout.toNanos();
+        long t0 = System.nanoTime();
+        ensureIgnoreShared(domain, remaining(deadline));
+        ArmedStream stream = armed.remove(processKey(domain));
+        if (stream == null) {
+            stream = arm(domain, remaining(deadline));
+        }
+        try (Fd local = stream.local()) {
             long t1 = System.nanoTime();
-            qmp(domain, "migrate", JsonNodeFactory.instance.objectNode().put("uri", "fd:" + fdName), remaining(deadline));
+            qmp(domain, "migrate", JsonNodeFactory.instance.objectNode().put("uri", "fd:" + stream.name()), remaining(deadline));
             long t2 = System.nanoTime();
             ByteArrayOutputStream out = new ByteArrayOutputStream(1 << 20);
             ByteBuffer buf = ByteBuffer.allocateDirect(1 << 20);
@@ -438,7 +483,7 @@ public final class LibvirtHypervisor implements Hypervisor {
             long t3 = System.nanoTime();
             awaitMigration(domain, "save", deadline, timeout);
             long t4 = System.nanoTime();
-            log.debug("device state saved vm={} bytes={} getfd_us={} migrate_us={} stream_us={} status_us={}",
+            log.debug("device state saved vm={} bytes={} prepare_us={} migrate_us={} stream_us={} status_us={}",
                     domain.name(), out.size(), (t1 - t0) / 1000, (t2 - t1) / 1000, (t3 - t2) / 1000, (t4 - t3) / 1000);
             return new DeviceState(out.toByteArray());
         } catch (IOException e) {
@@ -568,6 +613,8 @@ public final class LibvirtHypervisor implements Hypervisor {
             conn = null;
         }
         handles.clear();
+        armed.values().forEach(a -> a.local().close());
+        armed.clear();
         monitorCalls.shutdownNow();
     }
 

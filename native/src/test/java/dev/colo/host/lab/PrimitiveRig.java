@@ -104,6 +104,7 @@ final class PrimitiveRig implements AutoCloseable {
             pvmRam = hv.mapGuestRam(pvm);
             ((MappedGuestRam) pvmRam).prefault();
         }
+        hv.prepareCheckpoint(pvm, QMP);
         GuestRam src = pvmRam;
         GuestRam dst = standbyRam;
         {
