@@ -308,7 +308,9 @@ public final class LibvirtHypervisor implements Hypervisor {
             case SUSPENDED: return LifecycleEvent.Kind.SUSPENDED;
             case RESUMED: return LifecycleEvent.Kind.RESUMED;
             case STOPPED:
-                return String.valueOf((Object) event.getDetail()).equals("CRASHED") ? LifecycleEvent.Kind.CRASHED : LifecycleEvent.Kind.STOPPED;
+                // libvirt reports a QEMU that died (e.g. kill -9) as STOPPED/FAILED.
+                String detail = String.valueOf((Object) event.getDetail());
+                return detail.equals("CRASHED") || detail.equals("FAILED") ? LifecycleEvent.Kind.CRASHED : LifecycleEvent.Kind.STOPPED;
             case SHUTDOWN: return LifecycleEvent.Kind.SHUTDOWN;
             case CRASHED: return LifecycleEvent.Kind.CRASHED;
             default: return LifecycleEvent.Kind.OTHER;
