@@ -11,7 +11,7 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         versionProvider = ColoCommand.Version.class,
         description = "COLO non-stop service for KVM/QEMU VMs.",
-        subcommands = {ColoCommand.VersionCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {ColoCommand.VersionCommand.class, CompareCommand.class, CommandLine.HelpCommand.class})
 public final class ColoCommand implements Runnable {
 
     @CommandLine.Spec
@@ -22,7 +22,17 @@ public final class ColoCommand implements Runnable {
     }
 
     public static CommandLine commandLine() {
-        return new CommandLine(new ColoCommand());
+        CommandLine cl = new CommandLine(new ColoCommand());
+        cl.setUsageHelpWidth(110);
+        // A typo gets one clear line and a hint, not a page of help.
+        cl.setParameterExceptionHandler((ex, args) -> {
+            CommandLine cmd = ex.getCommandLine();
+            cmd.getErr().println("colo: " + ex.getMessage());
+            CommandLine.UnmatchedArgumentException.printSuggestions(ex, cmd.getErr());
+            cmd.getErr().println("Try '" + cmd.getCommandSpec().qualifiedName() + " --help' for usage.");
+            return ExitCodes.USAGE;
+        });
+        return cl;
     }
 
     @Override

@@ -1,0 +1,73 @@
+package dev.colo.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import org.junit.jupiter.api.Test;
+import picocli.CommandLine;
+
+/** Every command through picocli's execute, with captured output. */
+class ColoCommandTest {
+    record Run(int code, String out, String err) {}
+
+    static Run run(String... args) {
+        CommandLine cl = ColoCommand.commandLine();
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        cl.setOut(new PrintWriter(out));
+        cl.setErr(new PrintWriter(err));
+        int code = cl.execute(args);
+        return new Run(code, out.toString(), err.toString());
+    }
+
+    @Test
+    void versionPrintsColoAndJava() {
+        Run r = run("version");
+        assertThat(r.code()).isZero();
+        assertThat(r.out()).startsWith("colo ").contains("java 17");
+    }
+
+    @Test
+    void noArgumentsPrintsUsage() {
+        Run r = run();
+        assertThat(r.code()).isZero();
+        assertThat(r.out()).contains("Usage: colo").contains("compare").contains("version");
+    }
+
+    @Test
+    void typoGetsAClearErrorWithASuggestion() {
+        Run r = run("compar");
+        assertThat(r.code()).isEqualTo(ExitCodes.USAGE);
+        assertThat(r.err()).contains("colo: Unmatched argument").contains("compare").contains("Try 'colo --help'");
+    }
+
+    @Test
+    void compareHelpHasAnExample() {
+        Run r = run("compare", "--help");
+        assertThat(r.code()).isZero();
+        assertThat(r.out()).contains("--primary-in=SOCKET").contains("tcp:127.0.0.1:9003,server");
+    }
+
+    @Test
+    void compareRejectsBadSocketsAndMissingOptions() {
+        Run bad = run("compare", "--primary-in", "tcp:x", "--secondary-in", "tcp:a:1", "--outdev", "tcp:a:2");
+        assertThat(bad.code()).isEqualTo(ExitCodes.USAGE);
+        assertThat(bad.err()).contains("'tcp:x': expected tcp:HOST:PORT").contains("Try 'colo compare --help'");
+        Run missing = run("compare", "--primary-in", "tcp:a:1");
+        assertThat(missing.code()).isEqualTo(ExitCodes.USAGE);
+        assertThat(missing.err()).contains("Missing required options");
+        Run zero = run("compare", "--primary-in", "tcp:a:1", "--secondary-in", "tcp:a:1", "--outdev", "tcp:a:2", "--compare-timeout", "0");
+        assertThat(zero.code()).isEqualTo(ExitCodes.USAGE);
+        assertThat(zero.err()).contains("compare timeout must be positive");
+    }
+
+    @Test
+    void compareReportsSocketsItCannotOpen() {
+        // A unix listener in a directory that does not exist cannot be bound.
+        Run r = run("compare", "--primary-in", "unix:/nonexistent/colo/p.sock,server", "--secondary-in", "tcp:127.0.0.1:1",
+                "--outdev", "tcp:127.0.0.1:2");
+        assertThat(r.code()).isEqualTo(ExitCodes.OPERATION_FAILED);
+        assertThat(r.err()).contains("cannot open sockets");
+    }
+}
