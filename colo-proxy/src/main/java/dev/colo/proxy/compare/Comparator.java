@@ -11,7 +11,6 @@ import java.util.HashMap;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
-import java.util.PriorityQueue;
 import java.util.TreeMap;
 
 /**
@@ -208,6 +207,7 @@ public final class Comparator {
         }
         h.done = true;
         heldPrimary--;
+        oldest(primaryArrivals); // keeps the deque as short as the oldest frame still held
         stats.released++;
         if (matched) {
             stats.matchedFrames++;
@@ -224,6 +224,7 @@ public final class Comparator {
         }
         h.done = true;
         heldSecondary--;
+        oldest(secondaryArrivals);
         dropSecondary(h.frame);
     }
 
@@ -244,10 +245,11 @@ public final class Comparator {
     }
 
     private void dropAllSecondary() {
-        for (Held h : secondaryArrivals) {
+        List<Held> all = new ArrayList<>(secondaryArrivals);
+        secondaryArrivals.clear();
+        for (Held h : all) {
             dropHeldSecondary(h);
         }
-        secondaryArrivals.clear();
         for (TcpFlow f : tcpFlows.values()) {
             f.forgetSecondary();
         }
@@ -386,8 +388,11 @@ public final class Comparator {
         return aLen == bLen ? -1 : n;
     }
 
-    /** Index of the first differing byte in the two ranges, or -1; compares 8 bytes at a time. */
+    /** Index of the first differing byte in the two ranges, or -1 (vectorized where the JDK can). */
     static int firstDiff(ByteBuf a, int aOff, ByteBuf b, int bOff, int len) {
+        if (len >= 64 && a.nioBufferCount() == 1 && b.nioBufferCount() == 1) {
+            return a.nioBuffer(aOff, len).mismatch(b.nioBuffer(bOff, len));
+        }
         int i = 0;
         for (; i + 8 <= len; i += 8) {
             if (a.getLong(aOff + i) != b.getLong(bOff + i)) {
@@ -410,10 +415,59 @@ public final class Comparator {
         boolean rst;
         /** Bytes available for comparison, indexed by start offset; the longest segment per start. */
         final TreeMap<Long, Seg> index = new TreeMap<>();
-        /** Held frames by end offset, for release (primary) or drop (secondary). */
-        final PriorityQueue<Held> byEnd = new PriorityQueue<>((x, y) -> Long.compare(x.end, y.end));
+        /** Held frames sorted by end offset, for release (primary) or drop (secondary). */
+        final EndOrdered byEnd = new EndOrdered();
         final List<Held> control = new ArrayList<>();
         int maxSegLen;
+    }
+
+    /**
+     * Held frames sorted by end offset. Segments nearly always arrive in order, so an insert is an
+     * append; an out-of-order one walks back from the tail.
+     */
+    static final class EndOrdered {
+        private final ArrayDeque<Held> q = new ArrayDeque<>();
+
+        void add(Held h) {
+            if (q.isEmpty() || q.peekLast().end <= h.end) {
+                q.addLast(h);
+                return;
+            }
+            ArrayDeque<Held> tail = new ArrayDeque<>();
+            while (!q.isEmpty() && q.peekLast().end > h.end) {
+                tail.addFirst(q.pollLast());
+            }
+            q.addLast(h);
+            q.addAll(tail);
+        }
+
+        Held peek() {
+            return q.peekFirst();
+        }
+
+        Held poll() {
+            return q.pollFirst();
+        }
+
+        boolean isEmpty() {
+            return q.isEmpty();
+        }
+
+        int size() {
+            return q.size();
+        }
+
+        boolean contains(Held h) {
+            return q.contains(h);
+        }
+
+        void clear() {
+            q.clear();
+        }
+
+        Iterable<Held> all() {
+            return q;
+        }
     }
 
     /** Where one segment's payload sits. */
@@ -641,7 +695,7 @@ public final class Comparator {
     private void diverge(TcpFlow flow, Reason reason, long offset, String detail, long nowNs) {
         flow.diverged = true;
         // Its held frames now wait for the commit; secondary bytes are worthless.
-        for (Held h : flow.secondary.byEnd) {
+        for (Held h : flow.secondary.byEnd.all()) {
             dropHeldSecondary(h);
         }
         flow.forgetSecondary();

@@ -6,8 +6,11 @@ import java.util.Map;
 
 /** Counters of one comparator. Read on the comparator's thread, or copy with {@link #snapshot()}. */
 public final class CompareStats {
-    final EnumMap<Reason, Long> checkpointRequests = new EnumMap<>(Reason.class);
-    final EnumMap<Classification, Long> primaryFrames = new EnumMap<>(Classification.class);
+    private static final Reason[] REASONS = Reason.values();
+    private static final Classification[] CLASSES = Classification.values();
+    /** Plain arrays by ordinal: these are bumped for every frame. */
+    final long[] checkpointRequests = new long[REASONS.length];
+    final long[] primaryFrames = new long[CLASSES.length];
     long released;
     long releasedUncompared;
     long matchedFrames;
@@ -20,27 +23,38 @@ public final class CompareStats {
     long holdNanosTotal;
 
     void count(Reason r) {
-        checkpointRequests.merge(r, 1L, Long::sum);
+        checkpointRequests[r.ordinal()]++;
     }
 
     void count(Classification c) {
-        primaryFrames.merge(c, 1L, Long::sum);
+        primaryFrames[c.ordinal()]++;
     }
 
     public long checkpointRequests(Reason r) {
-        return checkpointRequests.getOrDefault(r, 0L);
+        return checkpointRequests[r.ordinal()];
     }
 
     public long checkpointRequestsTotal() {
-        return checkpointRequests.values().stream().mapToLong(Long::longValue).sum();
+        long t = 0;
+        for (long v : checkpointRequests) {
+            t += v;
+        }
+        return t;
     }
 
+    /** Non-zero request counters by reason. */
     public Map<Reason, Long> checkpointRequests() {
-        return Map.copyOf(checkpointRequests);
+        EnumMap<Reason, Long> m = new EnumMap<>(Reason.class);
+        for (Reason r : REASONS) {
+            if (checkpointRequests[r.ordinal()] > 0) {
+                m.put(r, checkpointRequests[r.ordinal()]);
+            }
+        }
+        return m;
     }
 
     public long primaryFrames(Classification c) {
-        return primaryFrames.getOrDefault(c, 0L);
+        return primaryFrames[c.ordinal()];
     }
 
     /** Primary frames released, matched or not. */
@@ -85,8 +99,8 @@ public final class CompareStats {
 
     public CompareStats snapshot() {
         CompareStats s = new CompareStats();
-        s.checkpointRequests.putAll(checkpointRequests);
-        s.primaryFrames.putAll(primaryFrames);
+        System.arraycopy(checkpointRequests, 0, s.checkpointRequests, 0, checkpointRequests.length);
+        System.arraycopy(primaryFrames, 0, s.primaryFrames, 0, primaryFrames.length);
         s.released = released;
         s.releasedUncompared = releasedUncompared;
         s.matchedFrames = matchedFrames;
@@ -104,6 +118,6 @@ public final class CompareStats {
     public String toString() {
         return "released=" + released + " matched=" + matchedFrames + " uncompared=" + releasedUncompared + " compared_bytes=" + comparedBytes
                 + " secondary_dropped=" + secondaryDropped + " overflow_dropped=" + overflowDropped + " commits=" + commits
-                + " held=" + heldNow + " flows=" + flowsNow + " checkpoint_requests=" + checkpointRequests;
+                + " held=" + heldNow + " flows=" + flowsNow + " checkpoint_requests=" + checkpointRequests();
     }
 }

@@ -1,7 +1,6 @@
 package dev.colo.proxy.frame;
 
 import io.netty.buffer.ByteBuf;
-import io.netty.util.ReferenceCounted;
 
 /**
  * One frame as carried by QEMU's socket framing: the bytes (an optional vnet header of {@code
@@ -42,10 +41,8 @@ public final class Frame {
         return data.readableBytes();
     }
 
+    /** Releases this frame's one reference; each frame is released exactly once. */
     public void release() {
-        ReferenceCounted r = data;
-        if (r.refCnt() > 0) {
-            r.release();
-        }
+        data.release();
     }
 }

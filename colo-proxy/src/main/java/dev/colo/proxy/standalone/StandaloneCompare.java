@@ -21,6 +21,7 @@ import io.netty.channel.EventLoop;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.SimpleChannelInboundHandler;
+import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.epoll.EpollDomainSocketChannel;
 import io.netty.channel.epoll.EpollIoHandler;
 import io.netty.channel.epoll.EpollServerDomainSocketChannel;
@@ -51,6 +52,9 @@ public final class StandaloneCompare implements AutoCloseable {
 
     /** The four sockets. */
     public enum Role { PRIMARY_IN, SECONDARY_IN, OUTDEV, NOTIFY_DEV }
+
+    /** Outdev takes bursts of released frames; backpressure starts at 4 MiB, not Netty's 64 KiB. */
+    private static final WriteBufferWaterMark WATER_MARK = new WriteBufferWaterMark(1 << 20, 4 << 20);
 
     private final CompareOptions options;
     private final EventLoopGroup group;
@@ -90,7 +94,10 @@ public final class StandaloneCompare implements AutoCloseable {
         if (options.notifyDev() != null) {
             open(Role.NOTIFY_DEV, options.notifyDev());
         }
-        loop.scheduleAtFixedRate(() -> comparator.doWork(System.nanoTime()),
+        loop.scheduleAtFixedRate(() -> {
+            comparator.doWork(System.nanoTime());
+            flushOutdev();
+        },
                 options.expiredScanCycleMs(), options.expiredScanCycleMs(), TimeUnit.MILLISECONDS);
         loop.scheduleAtFixedRate(this::logStats, 60, 60, TimeUnit.SECONDS);
         log.atInfo().addKeyValue("primary_in", options.primaryIn()).addKeyValue("secondary_in", options.secondaryIn())
@@ -126,6 +133,7 @@ public final class StandaloneCompare implements AutoCloseable {
             }
             ServerBootstrap sb = new ServerBootstrap().group(group)
                     .channel(ep.unix() ? EpollServerDomainSocketChannel.class : EpollServerSocketChannel.class)
+                    .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK, WATER_MARK)
                     .childHandler(init);
             if (!ep.unix()) {
                 sb.option(ChannelOption.SO_REUSEADDR, true);
@@ -150,6 +158,7 @@ public final class StandaloneCompare implements AutoCloseable {
             return;
         }
         new Bootstrap().group(group).channel(ep.unix() ? EpollDomainSocketChannel.class : EpollSocketChannel.class)
+                .option(ChannelOption.WRITE_BUFFER_WATER_MARK, WATER_MARK)
                 .handler(init).connect(ep.address()).addListener((ChannelFuture f) -> {
                     if (f.isSuccess()) {
                         f.channel().closeFuture().addListener(x -> loop.schedule(() -> connect(role, ep, init, 0), 1, TimeUnit.SECONDS));
@@ -202,6 +211,12 @@ public final class StandaloneCompare implements AutoCloseable {
         }
 
         @Override
+        public void channelReadComplete(ChannelHandlerContext ctx) {
+            flushOutdev();
+            ctx.fireChannelReadComplete();
+        }
+
+        @Override
         public void channelWritabilityChanged(ChannelHandlerContext ctx) {
             if (role == Role.OUTDEV) {
                 // Backpressure: stop reading the primary while outdev cannot take more.
@@ -246,6 +261,7 @@ public final class StandaloneCompare implements AutoCloseable {
         } else if (msg.startsWith(NotifyMessages.CHECKPOINT_DONE)) {
             checkpointsDone.increment();
             comparator.onCheckpointCommitted(now);
+            flushOutdev();
             log.atInfo().addKeyValue("checkpoints", checkpointsDone.sum()).log("checkpoint done, held output released");
         } else {
             log.atWarn().addKeyValue("message", msg.length() > 64 ? msg.substring(0, 64) : msg).log("unknown notify message ignored");
@@ -266,7 +282,7 @@ public final class StandaloneCompare implements AutoCloseable {
                 return;
             }
             out.write(primary, out.voidPromise());
-            scheduleFlush(out);
+            outdevDirty = true;
         }
 
         @Override
@@ -282,21 +298,24 @@ public final class StandaloneCompare implements AutoCloseable {
             if (sent) {
                 send(notify, NotifyMessages.DO_CHECKPOINT);
             } else if (options.notifyDev() == null) {
-                loop.execute(() -> comparator.onCheckpointCommitted(System.nanoTime()));
+                loop.execute(() -> {
+                    comparator.onCheckpointCommitted(System.nanoTime());
+                    flushOutdev();
+                });
             }
         }
     }
 
-    private boolean flushScheduled;
+    private boolean outdevDirty;
 
-    /** Coalesces flushes: one per event-loop turn instead of one per frame. */
-    private void scheduleFlush(Channel out) {
-        if (!flushScheduled) {
-            flushScheduled = true;
-            loop.execute(() -> {
-                flushScheduled = false;
+    /** One flush per batch of reads, not per frame. */
+    private void flushOutdev() {
+        if (outdevDirty) {
+            outdevDirty = false;
+            Channel out = peers.get(Role.OUTDEV);
+            if (out != null) {
                 out.flush();
-            });
+            }
         }
     }
 
