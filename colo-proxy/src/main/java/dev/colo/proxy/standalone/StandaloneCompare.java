@@ -68,7 +68,6 @@ public final class StandaloneCompare implements AutoCloseable {
     private final LongAdder checkpointsRequested = new LongAdder();
     private final LongAdder checkpointsDone = new LongAdder();
     private final CountDownLatch closed = new CountDownLatch(1);
-    private boolean notifyReady;
     private volatile boolean stopping;
 
     public StandaloneCompare(CompareOptions options) {
@@ -121,9 +120,11 @@ public final class StandaloneCompare implements AutoCloseable {
         ChannelInitializer<Channel> init = new ChannelInitializer<>() {
             @Override
             protected void initChannel(Channel ch) {
-                boolean vnet = options.vnetHdr() && role != Role.NOTIFY_DEV;
+                // As QEMU does: with vnet headers on, notify messages we receive carry the vnet field
+                // too, but the ones we send never do.
+                boolean vnet = options.vnetHdr();
                 ch.pipeline().addLast(new FrameDecoder(vnet, FrameDecoder.DEFAULT_MAX_FRAME, errors.get(role), role.name().toLowerCase()));
-                ch.pipeline().addLast(new FrameEncoder(vnet));
+                ch.pipeline().addLast(new FrameEncoder(vnet && role != Role.NOTIFY_DEV));
                 ch.pipeline().addLast(new RoleHandler(role));
             }
         };
@@ -202,9 +203,6 @@ public final class StandaloneCompare implements AutoCloseable {
         public void channelInactive(ChannelHandlerContext ctx) {
             peers.remove(role, ctx.channel());
             primaryReaders.remove(ctx.channel());
-            if (role == Role.NOTIFY_DEV) {
-                notifyReady = false;
-            }
             if (!stopping) {
                 log.atInfo().addKeyValue("socket", role.name().toLowerCase()).log("peer disconnected");
             }
@@ -255,7 +253,6 @@ public final class StandaloneCompare implements AutoCloseable {
             frame.release();
         }
         if (msg.startsWith(NotifyMessages.PROXY_INIT)) {
-            notifyReady = true;
             send(ctx.channel(), NotifyMessages.COMPARE_INIT);
             log.atInfo().log("notify handshake done");
         } else if (msg.startsWith(NotifyMessages.CHECKPOINT_DONE)) {
@@ -288,12 +285,13 @@ public final class StandaloneCompare implements AutoCloseable {
         @Override
         public void checkpoint(CheckpointRequest r) {
             checkpointsRequested.increment();
+            // QEMU sends DO_CHECKPOINT to any connected notify peer; the hello is optional.
             Channel notify = peers.get(Role.NOTIFY_DEV);
-            boolean sent = notify != null && notifyReady;
+            boolean sent = notify != null && notify.isActive();
             log.atWarn().addKeyValue("reason", r.reason().name().toLowerCase()).addKeyValue("flow", r.flow())
                     .addKeyValue("offset", r.offset()).addKeyValue("detail", r.detail())
                     .addKeyValue("action", sent ? "DO_CHECKPOINT sent" : options.notifyDev() == null
-                            ? "no notify_dev: released held output (monitor mode)" : "notify_dev not ready: waiting")
+                            ? "no notify_dev: released held output (monitor mode)" : "notify_dev not connected: waiting")
                     .log("checkpoint needed");
             if (sent) {
                 send(notify, NotifyMessages.DO_CHECKPOINT);
