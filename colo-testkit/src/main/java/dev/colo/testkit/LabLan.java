@@ -90,13 +90,19 @@ public final class LabLan implements AutoCloseable {
         return Integer.parseInt(s.substring(6).trim());
     }
 
-    /** Polls the counter until it answers; returns the first count and how long it took. */
+    /**
+     * Waits until the guest serves HTTP, then reads the counter once. It polls the static page, not
+     * the counter: a counter request that times out on the client can still finish in the guest
+     * later and increment behind the test's back.
+     */
     public int awaitCounter(Duration max) {
         long deadline = System.nanoTime() + max.toNanos();
         while (System.nanoTime() < deadline) {
-            int c = counter(Duration.ofSeconds(1));
-            if (c >= 0) {
-                return c;
+            if (httpGet("/index.html", Duration.ofSeconds(1)) != null) {
+                int c = counter(Duration.ofSeconds(15));
+                if (c >= 0) {
+                    return c;
+                }
             }
         }
         throw new IllegalStateException("guest at " + GUEST_IP + " did not answer HTTP within " + max.toSeconds() + " s");

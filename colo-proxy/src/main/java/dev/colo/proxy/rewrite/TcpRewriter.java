@@ -13,16 +13,20 @@ import java.util.Map;
  * start after the last checkpoint; clients only know the PVM's. The offset is learned from the first
  * client ACK after the SVM's SYN (it acknowledges the PVM's ISN + 1). Frames into the SVM get their
  * ack (and SACK edges) shifted down, frames out of it their seq shifted up; checksums are fixed
- * incrementally. {@link #onCheckpoint()} forgets everything (SVM = PVM again); a failover keeps
+ * incrementally. TCP timestamps get the same treatment: the client's handshake ACK echoes the PVM's
+ * TSval, so an SVM whose clock differs (booted apart, or drifted) would otherwise have its segments
+ * dropped by the client's PAWS check after a failover. {@link #onCheckpoint()} forgets everything (SVM = PVM again); a failover keeps
  * the table, because live connections still need their offsets. Pure; single-threaded.
  */
 public final class TcpRewriter {
     private static final int MAX_CONNECTIONS = 65_536;
 
-    /** Per SVM-to-client flow: the SVM's ISN until the offset is known, then the offset. */
+    /** Per SVM-to-client flow: the SVM's ISN (and SYN timestamp) until the offsets are known. */
     private static final class Conn {
         long svmIsn = -1;
+        long svmSynTsVal = -1;
         long offset;
+        long tsOffset;
         boolean known;
     }
 
@@ -44,53 +48,120 @@ public final class TcpRewriter {
         if (c == null) {
             return;
         }
+        int tcp = view.l4Offset();
+        int ts = timestampOption(ethernet, tcp);
         if (!c.known) {
             if (c.svmIsn < 0) {
                 return;
             }
             c.offset = (view.ack() - 1 - c.svmIsn) & 0xffffffffL;
+            if (ts >= 0 && c.svmSynTsVal >= 0) {
+                c.tsOffset = (ethernet.getUnsignedInt(ts + 6) - c.svmSynTsVal) & 0xffffffffL;
+            }
             c.known = true;
         }
-        if (c.offset == 0) {
+        if (c.offset == 0 && c.tsOffset == 0) {
             return;
         }
-        int tcp = view.l4Offset();
-        long oldAck = view.ack();
-        long newAck = (oldAck - c.offset) & 0xffffffffL;
         int csum = ethernet.getUnsignedShort(tcp + 16);
-        csum = Checksums.adjust32(csum, oldAck, newAck);
-        ethernet.setInt(tcp + 8, (int) newAck);
-        csum = shiftSackEdges(ethernet, tcp, -c.offset, csum);
+        if (c.offset != 0) {
+            long oldAck = view.ack();
+            long newAck = (oldAck - c.offset) & 0xffffffffL;
+            csum = Checksums.adjust32(csum, oldAck, newAck);
+            ethernet.setInt(tcp + 8, (int) newAck);
+            csum = shiftSackEdges(ethernet, tcp, -c.offset, csum);
+        }
+        if (c.tsOffset != 0 && ts >= 0) {
+            long oldEcr = ethernet.getUnsignedInt(ts + 6);
+            long newEcr = (oldEcr - c.tsOffset) & 0xffffffffL;
+            csum = Checksums.adjust32(csum, oldEcr, newEcr);
+            ethernet.setInt(ts + 6, (int) newEcr);
+        }
         ethernet.setShort(tcp + 16, csum);
         rewritten++;
     }
 
-    /** A frame the SVM sent, on its way to comparison (and, after failover, to the client). */
+    /** A frame the SVM sent to the client (after failover): learns and rewrites. */
     public void outOfSvm(ByteBuf ethernet) {
+        outOfSvm(ethernet, true);
+    }
+
+    /**
+     * A frame the SVM sent. Always learns the SVM's ISNs; shifts seq only when {@code apply}. Output
+     * on its way to comparison stays unshifted: the comparator lines streams up by each side's own
+     * ISN, and after a checkpoint the SVM's numbers are the PVM's anyway.
+     */
+    public void outOfSvm(ByteBuf ethernet, boolean apply) {
         if (view.parse(ethernet).classification() != Classification.TCP) {
             return;
         }
         FlowKey key = view.flowKey();
         if (view.hasFlag(PacketView.TCP_SYN)) {
+            Conn known = conns.get(key);
+            if (known != null && known.svmIsn == view.seq()) {
+                return; // a retransmitted SYN: the offset learned for it still holds
+            }
             Conn c = new Conn();
             c.svmIsn = view.seq();
+            int ts = timestampOption(ethernet, view.l4Offset());
+            if (ts >= 0) {
+                c.svmSynTsVal = ethernet.getUnsignedInt(ts + 2);
+            }
             conns.put(key, c);
             return;
         }
         Conn c = conns.get(key);
-        if (c == null || !c.known || c.offset == 0) {
+        if (c == null || !c.known || (c.offset == 0 && c.tsOffset == 0) || !apply) {
             return;
         }
         int tcp = view.l4Offset();
-        long oldSeq = view.seq();
-        long newSeq = (oldSeq + c.offset) & 0xffffffffL;
-        int csum = Checksums.adjust32(ethernet.getUnsignedShort(tcp + 16), oldSeq, newSeq);
-        ethernet.setInt(tcp + 4, (int) newSeq);
+        int csum = ethernet.getUnsignedShort(tcp + 16);
+        if (c.offset != 0) {
+            long oldSeq = view.seq();
+            long newSeq = (oldSeq + c.offset) & 0xffffffffL;
+            csum = Checksums.adjust32(csum, oldSeq, newSeq);
+            ethernet.setInt(tcp + 4, (int) newSeq);
+        }
+        int ts = timestampOption(ethernet, tcp);
+        if (c.tsOffset != 0 && ts >= 0) {
+            long oldVal = ethernet.getUnsignedInt(ts + 2);
+            long newVal = (oldVal + c.tsOffset) & 0xffffffffL;
+            csum = Checksums.adjust32(csum, oldVal, newVal);
+            ethernet.setInt(ts + 2, (int) newVal);
+        }
         ethernet.setShort(tcp + 16, csum);
         if (view.hasFlag(PacketView.TCP_RST)) {
             conns.remove(key);
         }
         rewritten++;
+    }
+
+    /** Offset of the timestamp option (kind 8, length 10), or -1. */
+    private static int timestampOption(ByteBuf b, int tcp) {
+        int end = tcp + (b.getUnsignedByte(tcp + 12) >> 4) * 4;
+        int p = tcp + 20;
+        while (p < end) {
+            int kind = b.getUnsignedByte(p);
+            if (kind == 0) {
+                return -1;
+            }
+            if (kind == 1) {
+                p++;
+                continue;
+            }
+            if (p + 1 >= end) {
+                return -1;
+            }
+            int len = b.getUnsignedByte(p + 1);
+            if (len < 2 || p + len > end) {
+                return -1;
+            }
+            if (kind == 8 && len == 10) {
+                return p;
+            }
+            p += len;
+        }
+        return -1;
     }
 
     private static int shiftSackEdges(ByteBuf b, int tcp, long delta, int csum) {

@@ -64,6 +64,50 @@ class TcpRewriterTest {
         after.release();
     }
 
+    /** The TSval/TSecr of a frame built by {@link Frames#tcpBuf} (options: NOP, NOP, timestamp). */
+    static long tsVal(ByteBuf b) {
+        return b.getUnsignedInt(14 + 20 + 20 + 2 + 2);
+    }
+
+    static long tsEcr(ByteBuf b) {
+        return b.getUnsignedInt(14 + 20 + 20 + 2 + 6);
+    }
+
+    @Test
+    void timestampsAreShiftedSoTheClientsPawsCheckAcceptsTheSvm() {
+        TcpRewriter rw = new TcpRewriter();
+        ByteBuf synAck = out(1000, 1, TCP_SYN | TCP_ACK, 0); // TSval = 7000 in this frame builder
+        long svmTs = tsVal(synAck);
+        rw.outOfSvm(synAck);
+        ByteBuf ack = in(1, 5001, TCP_ACK, 0);
+        long pvmTs = svmTs + 123_456; // the PVM's clock is ahead; the client echoes the PVM's TSval
+        ack.setInt(14 + 20 + 20 + 2 + 6, (int) pvmTs);
+        ack.setShort(14 + 20 + 16, Frames.l4Checksum(ack, 14 + 20, ack.readableBytes() - 34, 6, Frames.CLIENT_IP, Frames.VM_IP));
+        rw.intoSvm(ack);
+        assertThat(tsEcr(ack)).as("the SVM sees its own clock echoed").isEqualTo(svmTs);
+        assertThat(Frames.tcpChecksumValid(ack)).isTrue();
+        ByteBuf data = out(1001, 1, TCP_ACK, 4);
+        long before = tsVal(data);
+        rw.outOfSvm(data);
+        assertThat(tsVal(data)).as("the client sees the PVM's clock").isEqualTo(before + 123_456);
+        assertThat(Frames.tcpChecksumValid(data)).isTrue();
+        synAck.release();
+        ack.release();
+        data.release();
+    }
+
+    @Test
+    void aRetransmittedSvmSynKeepsTheLearnedOffset() {
+        TcpRewriter rw = new TcpRewriter();
+        rw.outOfSvm(out(1000, 1, TCP_SYN | TCP_ACK, 0));
+        rw.intoSvm(in(1, 5001, TCP_ACK, 0));
+        rw.outOfSvm(out(1000, 1, TCP_SYN | TCP_ACK, 0)); // the slow SVM's SYN-ACK timer fired
+        ByteBuf ack = in(1, 5101, TCP_ACK, 0); // the client acks 100 bytes of the PVM's data
+        rw.intoSvm(ack);
+        assertThat(new PacketView().parse(ack).ack()).isEqualTo(1101);
+        ack.release();
+    }
+
     @Test
     void leavesNonTcpAndUnknownConnectionsAlone() {
         TcpRewriter rw = new TcpRewriter();

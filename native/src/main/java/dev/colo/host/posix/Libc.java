@@ -37,4 +37,8 @@ public interface Libc extends Library {
     int shutdown(int fd, int how) throws LastErrorException;
 
     String strerror(int errnum);
+
+    int CLONE_NEWNET = 0x40000000;
+
+    int setns(int fd, int nstype) throws LastErrorException;
 }

@@ -1,0 +1,2 @@
+/** Thin Netty adapters that connect the pure path cores to QEMU's socket netdevs. */
+package dev.colo.proxy.netty;
