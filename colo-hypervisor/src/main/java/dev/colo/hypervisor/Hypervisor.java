@@ -49,10 +49,14 @@ public interface Hypervisor extends AutoCloseable {
     JsonNode qmp(DomainRef domain, String command, ObjectNode arguments, Duration timeout);
 
     /** QMP {@code stop}: the vCPUs halt, guest RAM stops changing. */
-    void pause(DomainRef domain, Duration timeout);
+    default void pause(DomainRef domain, Duration timeout) {
+        qmp(domain, "stop", null, timeout);
+    }
 
     /** QMP {@code cont}: works from paused and from postmigrate. */
-    void resume(DomainRef domain, Duration timeout);
+    default void resume(DomainRef domain, Duration timeout) {
+        qmp(domain, "cont", null, timeout);
+    }
 
     /**
      * Does everything a later {@link #saveDeviceState} can do ahead of time (migration capabilities,

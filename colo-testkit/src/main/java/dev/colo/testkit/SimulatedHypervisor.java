@@ -329,16 +329,6 @@ public final class SimulatedHypervisor implements Hypervisor {
     }
 
     @Override
-    public void pause(DomainRef domain, Duration timeout) {
-        qmp(domain, "stop", null, timeout);
-    }
-
-    @Override
-    public void resume(DomainRef domain, Duration timeout) {
-        qmp(domain, "cont", null, timeout);
-    }
-
-    @Override
     public synchronized DeviceState saveDeviceState(DomainRef domain, Duration timeout) {
         check("save device state");
         Sim s = sim(domain);

@@ -550,9 +550,7 @@ public final class Comparator {
 
         if (flow.diverged) {
             if (fromPrimary) {
-                Held h = holdPrimary(frame, nowNs);
-                h.end = Long.MAX_VALUE;
-                flow.primary.control.add(h);
+                holdControl(flow.primary, frame, nowNs);
             } else {
                 dropSecondary(frame);
             }
@@ -571,19 +569,13 @@ public final class Comparator {
         int len = view.payloadLength();
         if (len == 0 && !fin) {
             // Pure ACKs and window updates carry nothing to compare.
-            if (fromPrimary) {
-                releaseNow(frame);
-            } else {
-                dropSecondary(frame);
-            }
+            passUncompared(fromPrimary, frame);
             return;
         }
         if (flow.relative && side.isn < 0) {
             // Data before this side's SYN: the streams cannot be lined up.
             if (fromPrimary) {
-                Held h = holdPrimary(frame, nowNs);
-                h.end = Long.MAX_VALUE;
-                side.control.add(h);
+                holdControl(side, frame, nowNs);
             } else {
                 dropSecondary(frame);
             }
@@ -594,11 +586,7 @@ public final class Comparator {
         Seg seg = new Seg(start, len, fin, frame.ethernet(), view.payloadOffset());
         if (flow.matched != Long.MIN_VALUE && seg.end() <= flow.matched) {
             // A retransmission (or keepalive) of bytes already matched.
-            if (fromPrimary) {
-                releaseNow(frame);
-            } else {
-                dropSecondary(frame);
-            }
+            passUncompared(fromPrimary, frame);
             return;
         }
         Held h = fromPrimary ? holdPrimary(frame, nowNs) : holdSecondary(frame, nowNs);
@@ -631,9 +619,7 @@ public final class Comparator {
         long seq = view.seq();
         if (side.isn >= 0 && side.isn != seq) {
             if (fromPrimary) {
-                Held h = holdPrimary(frame, nowNs);
-                h.end = Long.MAX_VALUE;
-                side.control.add(h);
+                holdControl(side, frame, nowNs);
             } else {
                 dropSecondary(frame);
             }
@@ -641,11 +627,7 @@ public final class Comparator {
             return;
         }
         if (!flow.relative) {
-            if (fromPrimary) {
-                releaseNow(frame);
-            } else {
-                dropSecondary(frame);
-            }
+            passUncompared(fromPrimary, frame);
             return;
         }
         side.isn = seq;
@@ -653,9 +635,7 @@ public final class Comparator {
             if (flow.secondary.isn >= 0) {
                 releaseNow(frame);
             } else {
-                Held h = holdPrimary(frame, nowNs);
-                h.end = Long.MAX_VALUE;
-                side.control.add(h);
+                holdControl(side, frame, nowNs);
             }
         } else {
             dropSecondary(frame);
@@ -675,13 +655,27 @@ public final class Comparator {
             if (flow.secondary.rst) {
                 releaseNow(frame);
             } else {
-                Held h = holdPrimary(frame, nowNs);
-                h.end = Long.MAX_VALUE;
-                side.control.add(h);
+                holdControl(side, frame, nowNs);
             }
         } else {
             dropSecondary(frame);
             releaseControl(flow.primary, nowNs);
+        }
+    }
+
+    /** A primary SYN/RST (or any frame of a diverged flow) waits for the secondary or the commit. */
+    private void holdControl(Side side, Frame frame, long nowNs) {
+        Held h = holdPrimary(frame, nowNs);
+        h.end = Long.MAX_VALUE;
+        side.control.add(h);
+    }
+
+    /** Frames that carry nothing to compare: the primary's leave, the secondary's are dropped. */
+    private void passUncompared(boolean fromPrimary, Frame frame) {
+        if (fromPrimary) {
+            releaseNow(frame);
+        } else {
+            dropSecondary(frame);
         }
     }
 

@@ -388,16 +388,6 @@ public final class LibvirtHypervisor implements Hypervisor {
         return s == null ? "null" : s.length() > 200 ? s.substring(0, 200) + "…" : s;
     }
 
-    @Override
-    public void pause(DomainRef domain, Duration timeout) {
-        qmp(domain, "stop", null, timeout);
-    }
-
-    @Override
-    public void resume(DomainRef domain, Duration timeout) {
-        qmp(domain, "cont", null, timeout);
-    }
-
     // --- device state ---
 
     private void ensureIgnoreShared(DomainRef domain, Duration timeout) {
