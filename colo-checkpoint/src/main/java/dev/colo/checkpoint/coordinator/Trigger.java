@@ -1,0 +1,15 @@
+package dev.colo.checkpoint.coordinator;
+
+/** Why a checkpoint starts. */
+public enum Trigger {
+    /** The proxy saw the VMs' output differ. */
+    DIVERGENCE,
+    /** Held output aged past the compare timeout. */
+    AGEING,
+    /** No checkpoint for the configured maximum interval. */
+    MAX_INTERVAL,
+    /** An operator or the daemon asked. */
+    ON_DEMAND,
+    /** The first checkpoint of a pair, or the one after an abort: full. */
+    RESYNC
+}
