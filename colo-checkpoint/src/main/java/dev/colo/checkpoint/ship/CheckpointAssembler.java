@@ -1,0 +1,91 @@
+package dev.colo.checkpoint.ship;
+
+import dev.colo.checkpoint.link.proto.CheckpointBegin;
+import dev.colo.checkpoint.link.proto.CheckpointCommit;
+import dev.colo.checkpoint.link.proto.DeviceState;
+import dev.colo.checkpoint.link.proto.PageBatch;
+import dev.colo.hypervisor.GuestRam;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.TreeMap;
+import java.util.zip.CRC32C;
+
+/**
+ * The secondary's side of one checkpoint: collects begin, page batches, device state and commit,
+ * and only when all of them are present and verify does it write pages into the standby's RAM.
+ * Anything wrong or missing throws {@link CorruptBatchException} and nothing is written: the
+ * previous SVM keeps running and the primary resyncs. Pure apart from the final write.
+ */
+public final class CheckpointAssembler {
+    private final CheckpointBegin begin;
+    private final long pageCount;
+    private final TreeMap<Integer, PageBatch> batches = new TreeMap<>();
+    private byte[] deviceState;
+
+    public CheckpointAssembler(CheckpointBegin begin, long guestRamBytes) {
+        if (begin.getGuestRamBytes() != guestRamBytes) {
+            throw new CorruptBatchException("checkpoint " + begin.getCheckpointEpoch() + " is for " + begin.getGuestRamBytes()
+                    + " bytes of guest RAM, our standby has " + guestRamBytes);
+        }
+        if (begin.getPageSize() != GuestRam.PAGE_SIZE) {
+            throw new CorruptBatchException("page size " + begin.getPageSize() + " is not " + GuestRam.PAGE_SIZE);
+        }
+        this.begin = begin;
+        this.pageCount = guestRamBytes / GuestRam.PAGE_SIZE;
+    }
+
+    public long epoch() {
+        return begin.getCheckpointEpoch();
+    }
+
+    public void onBatch(PageBatch b) {
+        if (b.getCheckpointEpoch() != epoch()) {
+            throw new CorruptBatchException("batch for epoch " + b.getCheckpointEpoch() + " during checkpoint " + epoch());
+        }
+        if (b.getSequence() >= begin.getBatches()) {
+            throw new CorruptBatchException("batch " + b.getSequence() + " beyond the " + begin.getBatches() + " announced");
+        }
+        if (batches.putIfAbsent(b.getSequence(), b) != null) {
+            throw new CorruptBatchException("batch " + b.getSequence() + " arrived twice");
+        }
+    }
+
+    public void onDeviceState(DeviceState d) {
+        if (d.getCheckpointEpoch() != epoch()) {
+            throw new CorruptBatchException("device state for epoch " + d.getCheckpointEpoch() + " during checkpoint " + epoch());
+        }
+        CRC32C crc = new CRC32C();
+        crc.update(d.getState().asReadOnlyByteBuffer());
+        if ((int) crc.getValue() != d.getCrc32C()) {
+            throw new CorruptBatchException("device state fails its CRC32C");
+        }
+        deviceState = d.getState().toByteArray();
+    }
+
+    /** Verifies everything, then writes the pages into {@code standbyRam}; returns the device state. */
+    public byte[] commit(CheckpointCommit c, GuestRam standbyRam) {
+        if (c.getCheckpointEpoch() != epoch()) {
+            throw new CorruptBatchException("commit for epoch " + c.getCheckpointEpoch() + " during checkpoint " + epoch());
+        }
+        if (batches.size() != begin.getBatches() || c.getBatches() != begin.getBatches()) {
+            List<Integer> missing = new ArrayList<>();
+            for (int i = 0; i < begin.getBatches(); i++) {
+                if (!batches.containsKey(i)) {
+                    missing.add(i);
+                }
+            }
+            throw new CorruptBatchException("checkpoint " + epoch() + " incomplete: missing batches " + missing);
+        }
+        if (deviceState == null) {
+            throw new CorruptBatchException("checkpoint " + epoch() + " has no device state");
+        }
+        List<PageBatches.Verified> verified = new ArrayList<>();
+        for (PageBatch b : batches.values()) {
+            verified.add(PageBatches.verify(b, epoch(), pageCount));
+        }
+        for (PageBatches.Verified v : verified) {
+            PageBatches.apply(v, standbyRam);
+        }
+        return deviceState;
+    }
+}
