@@ -182,14 +182,19 @@ public final class CheckpointCoordinator {
         actions.ship(epoch);
     }
 
-    public void onShipped(long epoch, long nowNs) {
+    public void onShipped(long epoch, long wire, long nowNs) {
         if (!current(epoch, State.SHIPPING)) {
             return;
         }
-        state(State.AWAITING_ACK, nowNs, "checkpoint shipped");
+        wireBytes = wire;
+        state(State.AWAITING_ACK, nowNs, "checkpoint shipped, " + wire + " bytes on the wire");
     }
 
     public void onAck(long epoch, long svmReadyNs, long nowNs) {
+        if (current(epoch, State.SHIPPING)) {
+            // A fast secondary can answer before our own "shipped" event is processed.
+            state(State.AWAITING_ACK, nowNs, "acknowledged before the ship step reported back");
+        }
         if (!current(epoch, State.AWAITING_ACK)) {
             return;
         }

@@ -21,6 +21,7 @@ public final class CheckpointAssembler {
     private final long pageCount;
     private final TreeMap<Integer, PageBatch> batches = new TreeMap<>();
     private byte[] deviceState;
+    private List<PageBatches.Verified> applied = List.of();
 
     public CheckpointAssembler(CheckpointBegin begin, long guestRamBytes) {
         if (begin.getGuestRamBytes() != guestRamBytes) {
@@ -86,6 +87,14 @@ public final class CheckpointAssembler {
         for (PageBatches.Verified v : verified) {
             PageBatches.apply(v, standbyRam);
         }
+        applied = verified;
         return deviceState;
+    }
+
+    /** Writes the same verified pages into another copy of guest RAM (the secondary's shadow). */
+    public void applyAgain(GuestRam other) {
+        for (PageBatches.Verified v : applied) {
+            PageBatches.apply(v, other);
+        }
     }
 }

@@ -72,7 +72,7 @@ class CheckpointCoordinatorPropertyTest {
                 }
                 case SHIPPING -> {
                     if (dice < 85) {
-                        c.onShipped(epoch, now);
+                        c.onShipped(epoch, 1, now);
                     } else if (dice < 93) {
                         c.onStepFailed(epoch, Step.SHIP, "link down", now);
                     } else {

@@ -25,7 +25,7 @@ class CheckpointCoordinatorTest {
         c.onPaused(epoch, clock.advanceMs(1));
         c.onCaptured(epoch, 300, 300 * 4096, 100_000, 600_000, clock.advanceMs(10));
         c.onResumed(epoch, clock.advanceMs(2));
-        c.onShipped(epoch, clock.advanceMs(5));
+        c.onShipped(epoch, 1, clock.advanceMs(5));
         c.onAck(epoch, 25_000_000, clock.advanceMs(30));
     }
 
@@ -57,11 +57,24 @@ class CheckpointCoordinatorTest {
         c.onPaused(1, clock.advanceMs(1));
         c.onCaptured(1, 1, 1, 1, 1, clock.advanceMs(1));
         c.onResumed(1, clock.advanceMs(1));
-        c.onShipped(1, clock.advanceMs(1));
+        c.onShipped(1, 1, clock.advanceMs(1));
         assertThat(actions.released).isEmpty();
         c.onAck(2, 0, clock.advanceMs(1)); // not this epoch
         assertThat(actions.released).isEmpty();
         c.onAck(1, 0, clock.advanceMs(1));
+        assertThat(actions.released).containsExactly(1L);
+    }
+
+    @Test
+    void anAckThatOvertakesTheShippedEventStillCommits() {
+        c.start(now());
+        c.onPaused(1, clock.advanceMs(1));
+        c.onCaptured(1, 1, 1, 1, 1, clock.advanceMs(1));
+        c.onResumed(1, clock.advanceMs(1));
+        c.onAck(1, 0, clock.advanceMs(1));
+        c.onShipped(1, 1, clock.advanceMs(1)); // late, ignored
+        assertThat(c.committedEpoch()).isEqualTo(1);
+        assertThat(c.state()).isEqualTo(State.IDLE);
         assertThat(actions.released).containsExactly(1L);
     }
 
@@ -123,7 +136,7 @@ class CheckpointCoordinatorTest {
         c.onPaused(1, clock.advanceMs(1));
         c.onCaptured(1, 1, 1, 1, 1, clock.advanceMs(1));
         c.onResumed(1, clock.advanceMs(1));
-        c.onShipped(1, clock.advanceMs(1));
+        c.onShipped(1, 1, clock.advanceMs(1));
         c.onStepFailed(1, Step.ACK, "secondary: CRC32C mismatch in page batch 3", clock.advanceMs(1));
         assertThat(c.state()).isEqualTo(State.BACKOFF);
         assertThat(actions.log).containsSubsequence("resume 1", "ship 1", "abandon 1");
@@ -141,7 +154,7 @@ class CheckpointCoordinatorTest {
         c.onPaused(1, clock.advanceMs(1));
         c.onCaptured(1, 1, 1, 1, 1, clock.advanceMs(1));
         c.onResumed(1, clock.advanceMs(1));
-        c.onShipped(1, clock.advanceMs(1));
+        c.onShipped(1, 1, clock.advanceMs(1));
         c.doWork(clock.advanceMs(31_000));
         assertThat(c.state()).isEqualTo(State.BACKOFF);
         assertThat(actions.last()).isEqualTo("abandon 1");
@@ -163,7 +176,7 @@ class CheckpointCoordinatorTest {
     void staleAndOutOfOrderEventsAreIgnored() {
         c.start(now());
         c.onCaptured(1, 1, 1, 1, 1, now()); // before onPaused
-        c.onShipped(1, now());
+        c.onShipped(1, 1, now());
         c.onPaused(7, now());
         assertThat(c.state()).isEqualTo(State.PAUSING);
         assertThat(actions.log).containsExactly("pause 1");

@@ -1,0 +1,287 @@
+package dev.colo.checkpoint.engine;
+
+import dev.colo.checkpoint.coordinator.CheckpointActions;
+import dev.colo.checkpoint.coordinator.CheckpointCoordinator;
+import dev.colo.checkpoint.coordinator.CheckpointRecord;
+import dev.colo.checkpoint.coordinator.CoordinatorConfig;
+import dev.colo.checkpoint.coordinator.Step;
+import dev.colo.checkpoint.coordinator.Trigger;
+import dev.colo.checkpoint.dirty.DirtyPageScanner;
+import dev.colo.checkpoint.dirty.ShadowMemory;
+import dev.colo.checkpoint.link.LinkProtocol;
+import dev.colo.checkpoint.link.proto.CheckpointAbort;
+import dev.colo.checkpoint.link.proto.CheckpointBegin;
+import dev.colo.checkpoint.link.proto.CheckpointCommit;
+import dev.colo.checkpoint.link.proto.DeviceState;
+import dev.colo.checkpoint.link.proto.Envelope;
+import dev.colo.checkpoint.link.proto.PageBatch;
+import dev.colo.checkpoint.link.proto.Role;
+import dev.colo.checkpoint.link.proto.Status;
+import dev.colo.checkpoint.ship.Codec;
+import dev.colo.checkpoint.ship.PageBatches;
+import dev.colo.hypervisor.DomainRef;
+import dev.colo.hypervisor.GuestRam;
+import dev.colo.hypervisor.Hypervisor;
+import java.time.Duration;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.LongStream;
+import java.util.zip.CRC32C;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The primary half of the engine: runs the coordinator on its own thread and carries out its
+ * actions. Hypervisor calls and page work run on one worker thread; their outcomes go back to the
+ * coordinator as events. The shadow holds guest RAM as of the last checkpoint; pages are shipped
+ * from it after the PVM resumed, so the pause covers only the scan and the device-state save.
+ */
+public final class PrimaryCheckpointEngine implements CheckpointActions, AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(PrimaryCheckpointEngine.class);
+    private static final Duration QMP = Duration.ofSeconds(5);
+
+    /** What the engine tells the daemon (the proxy's path, metrics). Called on the coordinator thread. */
+    public interface Listener {
+        void onSnapshot(long epoch);
+
+        void onRelease(long epoch);
+
+        void onAbandon(long epoch, String reason);
+
+        void onRecord(CheckpointRecord record);
+    }
+
+    private final String pair;
+    private final Hypervisor hv;
+    private final DomainRef pvm;
+    private final LinkPort link;
+    private final Codec codec;
+    private final Listener listener;
+    private final ScheduledExecutorService coordinatorThread;
+    private final ExecutorService worker;
+    private final ExecutorService scanPool;
+    private final CheckpointCoordinator coordinator;
+    private final CoordinatorConfig config;
+    private GuestRam ram;
+    private ShadowMemory shadow;
+    private DirtyPageScanner scanner;
+    private long[] capturedPages = new long[0];
+    private byte[] capturedDevice = new byte[0];
+    private boolean capturedFull;
+
+    public PrimaryCheckpointEngine(String pair, Hypervisor hv, DomainRef pvm, LinkPort link, Codec codec, CoordinatorConfig config,
+            Listener listener) {
+        this.pair = pair;
+        this.hv = hv;
+        this.pvm = pvm;
+        this.link = link;
+        this.codec = codec;
+        this.config = config;
+        this.listener = listener;
+        this.coordinatorThread = Executors.newSingleThreadScheduledExecutor(r -> daemon(r, "colo-ckpt-coordinator"));
+        this.worker = Executors.newSingleThreadExecutor(r -> daemon(r, "colo-ckpt-worker"));
+        this.scanPool = Executors.newFixedThreadPool(Math.max(1, Runtime.getRuntime().availableProcessors()), r -> daemon(r, "colo-ckpt-scan"));
+        this.coordinator = new CheckpointCoordinator(config, this, t -> log.atInfo().addKeyValue("pair", pair)
+                .addKeyValue("epoch", t.epoch()).addKeyValue("from", t.from()).addKeyValue("to", t.to()).addKeyValue("reason", t.reason())
+                .log("checkpoint state changed"), 0);
+    }
+
+    private static Thread daemon(Runnable r, String name) {
+        Thread t = new Thread(r, name);
+        t.setDaemon(true);
+        return t;
+    }
+
+    /** Maps the PVM's RAM and starts protection with a full first checkpoint. */
+    public void start() {
+        worker.execute(() -> {
+            try {
+                ram = hv.mapGuestRam(pvm);
+                shadow = ShadowMemory.like(ram);
+                scanner = new DirtyPageScanner(scanPool);
+                hv.prepareCheckpoint(pvm, QMP);
+            } catch (RuntimeException e) {
+                log.atError().addKeyValue("pair", pair).addKeyValue("vm", pvm.name()).addKeyValue("reason", e.getMessage())
+                        .log("cannot start checkpointing");
+                throw e;
+            }
+            post(() -> coordinator.start(System.nanoTime()));
+        });
+        coordinatorThread.scheduleAtFixedRate(() -> coordinator.doWork(System.nanoTime()), 50, 50, TimeUnit.MILLISECONDS);
+    }
+
+    public void trigger(Trigger t, String why) {
+        post(() -> coordinator.onTrigger(t, why, System.nanoTime()));
+    }
+
+    /** Messages from the secondary. */
+    public void onLinkMessage(Envelope e) {
+        if (e.getBodyCase() == Envelope.BodyCase.CHECKPOINT_ACK) {
+            var ack = e.getCheckpointAck();
+            long now = System.nanoTime();
+            if (ack.getStatus() == Status.OK) {
+                post(() -> coordinator.onAck(ack.getCheckpointEpoch(), ack.getSvmReadyNs(), now));
+            } else {
+                post(() -> coordinator.onStepFailed(ack.getCheckpointEpoch(), Step.ACK, "secondary: " + ack.getStatus() + " " + ack.getDetail(), now));
+            }
+        }
+    }
+
+    /** The link to the secondary went down: whatever is in flight cannot complete. */
+    public void onLinkDown(String why) {
+        post(() -> coordinator.onStepFailed(coordinator.inFlightEpoch(), Step.SHIP, "link down: " + why, System.nanoTime()));
+    }
+
+    public long committedEpoch() {
+        return callOnCoordinator(coordinator::committedEpoch);
+    }
+
+    public CheckpointCoordinator.State state() {
+        return callOnCoordinator(coordinator::state);
+    }
+
+    private <T> T callOnCoordinator(java.util.concurrent.Callable<T> c) {
+        try {
+            return coordinatorThread.submit(c).get(5, TimeUnit.SECONDS);
+        } catch (Exception e) {
+            throw new IllegalStateException("coordinator did not answer", e);
+        }
+    }
+
+    private void post(Runnable r) {
+        coordinatorThread.execute(r);
+    }
+
+    private interface Work {
+        void run() throws Exception;
+    }
+
+    /** Runs blocking work on the worker; a failure becomes the step's failure event. */
+    private void work(long epoch, Step step, Work w) {
+        worker.execute(() -> {
+            try {
+                w.run();
+            } catch (Exception e) {
+                String why = e.getMessage() == null ? e.toString() : e.getMessage();
+                post(() -> coordinator.onStepFailed(epoch, step, why, System.nanoTime()));
+            }
+        });
+    }
+
+    // --- CheckpointActions (called on the coordinator thread) ---
+
+    @Override
+    public void pause(long epoch) {
+        work(epoch, Step.PAUSE, () -> {
+            hv.pause(pvm, QMP);
+            long now = System.nanoTime();
+            post(() -> coordinator.onPaused(epoch, now));
+        });
+    }
+
+    @Override
+    public void snapshot(long epoch) {
+        listener.onSnapshot(epoch);
+    }
+
+    @Override
+    public void capture(long epoch, boolean full) {
+        work(epoch, Step.CAPTURE, () -> {
+            long[] pages;
+            if (full) {
+                shadow.copyAll(ram);
+                pages = LongStream.range(0, ram.pageCount()).toArray();
+            } else {
+                pages = scanner.scanAndUpdate(ram, shadow);
+            }
+            byte[] device = hv.saveDeviceState(pvm, QMP).bytes();
+            capturedPages = pages;
+            capturedDevice = device;
+            capturedFull = full;
+            long now = System.nanoTime();
+            post(() -> coordinator.onCaptured(epoch, pages.length, (long) pages.length * GuestRam.PAGE_SIZE, 0, device.length, now));
+        });
+    }
+
+    @Override
+    public void resume(long epoch) {
+        work(epoch, Step.RESUME, () -> {
+            hv.resume(pvm, QMP);
+            long now = System.nanoTime();
+            post(() -> coordinator.onResumed(epoch, now));
+        });
+    }
+
+    @Override
+    public void ship(long epoch) {
+        work(epoch, Step.SHIP, () -> {
+            PageBatches.Encoded enc = PageBatches.encode(epoch, capturedPages, shadow, codec, 256);
+            send(Envelope.newBuilder().setCheckpointBegin(CheckpointBegin.newBuilder().setCheckpointEpoch(epoch).setFull(capturedFull)
+                    .setGuestRamBytes(ram.size()).setPageSize(GuestRam.PAGE_SIZE).setBatches(enc.batches().size())), epoch);
+            for (PageBatch b : enc.batches()) {
+                send(Envelope.newBuilder().setPages(b), epoch);
+            }
+            CRC32C crc = new CRC32C();
+            crc.update(capturedDevice);
+            send(Envelope.newBuilder().setDeviceState(DeviceState.newBuilder().setCheckpointEpoch(epoch)
+                    .setState(com.google.protobuf.ByteString.copyFrom(capturedDevice)).setCrc32C((int) crc.getValue())), epoch);
+            send(Envelope.newBuilder().setCheckpointCommit(CheckpointCommit.newBuilder().setCheckpointEpoch(epoch)
+                    .setBatches(enc.batches().size()).setDirtyPages(capturedPages.length)), epoch);
+            long wire = enc.wireBytes() + capturedDevice.length;
+            long now = System.nanoTime();
+            post(() -> coordinator.onShipped(epoch, wire, now));
+        });
+    }
+
+    /** Sends with backpressure: waits while the link cannot take more (the ship step has a timeout). */
+    private void send(Envelope.Builder b, long epoch) throws InterruptedException {
+        Envelope e = b.setProtocolVersion(LinkProtocol.VERSION).setPair(pair).setEpoch(epoch).setRole(Role.PRIMARY).build();
+        while (!link.writable()) {
+            Thread.sleep(1);
+        }
+        link.send(e);
+    }
+
+    @Override
+    public void release(long epoch) {
+        listener.onRelease(epoch);
+        worker.execute(() -> {
+            try {
+                hv.prepareCheckpoint(pvm, QMP);
+            } catch (RuntimeException e) {
+                log.atWarn().addKeyValue("pair", pair).addKeyValue("vm", pvm.name()).addKeyValue("reason", e.getMessage())
+                        .log("cannot prepare the next checkpoint ahead of time; it will prepare inline");
+            }
+        });
+    }
+
+    @Override
+    public void abandon(long epoch, String reason) {
+        listener.onAbandon(epoch, reason);
+        link.send(Envelope.newBuilder().setProtocolVersion(LinkProtocol.VERSION).setPair(pair).setEpoch(epoch).setRole(Role.PRIMARY)
+                .setCheckpointAbort(CheckpointAbort.newBuilder().setCheckpointEpoch(epoch).setReason(reason)).build());
+    }
+
+    @Override
+    public void record(CheckpointRecord r) {
+        log.atInfo().addKeyValue("pair", pair).addKeyValue("vm", pvm.name()).addKeyValue("epoch", r.epoch())
+                .addKeyValue("trigger", r.trigger().name().toLowerCase()).addKeyValue("reason", r.reason()).addKeyValue("full", r.full())
+                .addKeyValue("outcome", r.outcome()).addKeyValue("paused_ms", String.format("%.1f", r.pausedNs() / 1e6))
+                .addKeyValue("dirty_pages", r.dirtyPages()).addKeyValue("raw_bytes", r.rawBytes()).addKeyValue("wire_bytes", r.wireBytes())
+                .addKeyValue("device_state_bytes", r.deviceStateBytes()).addKeyValue("svm_ready_ms", String.format("%.1f", r.svmReadyNs() / 1e6))
+                .log(r.committed() ? "checkpoint committed" : "checkpoint aborted");
+        listener.onRecord(r);
+    }
+
+    @Override
+    public void close() {
+        coordinatorThread.shutdownNow();
+        worker.shutdownNow();
+        scanPool.shutdownNow();
+        if (ram != null) {
+            ram.close();
+        }
+    }
+}
