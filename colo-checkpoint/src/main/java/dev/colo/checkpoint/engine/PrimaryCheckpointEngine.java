@@ -82,7 +82,8 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
         this.listener = listener;
         this.coordinatorThread = Executors.newSingleThreadScheduledExecutor(r -> daemon(r, "colo-ckpt-coordinator"));
         this.worker = Executors.newSingleThreadExecutor(r -> daemon(r, "colo-ckpt-worker"));
-        this.scanPool = Executors.newFixedThreadPool(Math.max(1, Runtime.getRuntime().availableProcessors()), r -> daemon(r, "colo-ckpt-scan"));
+        // One more thread than cores: the device-state save waits on QEMU while the scan runs.
+        this.scanPool = Executors.newFixedThreadPool(Runtime.getRuntime().availableProcessors() + 1, r -> daemon(r, "colo-ckpt-scan"));
         this.coordinator = new CheckpointCoordinator(config, this, t -> log.atInfo().addKeyValue("pair", pair)
                 .addKeyValue("epoch", t.epoch()).addKeyValue("from", t.from()).addKeyValue("to", t.to()).addKeyValue("reason", t.reason())
                 .log("checkpoint state changed"), 0);
@@ -189,6 +190,8 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
     @Override
     public void capture(long epoch, boolean full) {
         work(epoch, Step.CAPTURE, () -> {
+            // Both need only a paused PVM: save device state while the pages are scanned.
+            java.util.concurrent.Future<byte[]> save = scanPool.submit(() -> hv.saveDeviceState(pvm, QMP).bytes());
             long[] pages;
             if (full) {
                 shadow.copyAll(ram);
@@ -196,7 +199,12 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
             } else {
                 pages = scanner.scanAndUpdate(ram, shadow);
             }
-            byte[] device = hv.saveDeviceState(pvm, QMP).bytes();
+            byte[] device;
+            try {
+                device = save.get(QMP.toMillis(), TimeUnit.MILLISECONDS);
+            } catch (java.util.concurrent.ExecutionException ex) {
+                throw ex.getCause() instanceof Exception c ? c : ex;
+            }
             capturedPages = pages;
             capturedDevice = device;
             capturedFull = full;

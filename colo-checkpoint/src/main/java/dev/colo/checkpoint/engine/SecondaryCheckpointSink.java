@@ -169,7 +169,12 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
         DomainRef retired = svm;
         svm = standby;
         standby = null;
-        listener.onSvmReplaced(epoch, svm, retired);
+        try {
+            listener.onSvmReplaced(epoch, svm, retired);
+        } catch (RuntimeException ex) {
+            log.atWarn().addKeyValue("pair", pair).addKeyValue("svm", svm.name()).addKeyValue("reason", ex.getMessage())
+                    .log("SVM replaced but the daemon could not swap its traffic");
+        }
         if (retired != null) {
             retire(retired);
         }
@@ -201,7 +206,12 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
         try {
             standby = hv.define(standbyXml.apply(seq));
             hv.start(standby, true);
-            listener.onStandbyStarted(seq, standby);
+            try {
+                listener.onStandbyStarted(seq, standby);
+            } catch (RuntimeException ex) {
+                log.atWarn().addKeyValue("pair", pair).addKeyValue("standby", standby.name()).addKeyValue("reason", ex.getMessage())
+                        .log("standby started but the daemon could not wire it up");
+            }
             standbyRam = hv.mapGuestRam(standby);
             for (long off = 0; off < guestRamBytes; off += shadow.chunkSize()) {
                 int len = (int) Math.min(shadow.chunkSize(), guestRamBytes - off);
