@@ -11,7 +11,7 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         versionProvider = ColoCommand.Version.class,
         description = "COLO non-stop service for KVM/QEMU VMs.",
-        subcommands = {ColoCommand.VersionCommand.class, CompareCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {ColoCommand.VersionCommand.class, CompareCommand.class, CertsCommand.class, CommandLine.HelpCommand.class})
 public final class ColoCommand implements Runnable {
 
     @CommandLine.Spec

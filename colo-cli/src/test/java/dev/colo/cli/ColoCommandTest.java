@@ -63,6 +63,20 @@ class ColoCommandTest {
     }
 
     @Test
+    void certsCreateWritesAPairCaAndNodeCertificates() throws Exception {
+        java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("colo-certs");
+        Run r = run("certs", "create", "--pair", "web1", "--node", "host-a", "--node", "host-b", "--dir", dir.toString());
+        assertThat(r.code()).isZero();
+        assertThat(dir.resolve("host-a/host-a.crt")).exists();
+        assertThat(dir.resolve("host-b/pair-ca.crt")).exists();
+        assertThat(java.nio.file.attribute.PosixFilePermissions.toString(java.nio.file.Files.getPosixFilePermissions(dir.resolve("host-b/host-b.key")))).isEqualTo("rw-------");
+        assertThat(java.nio.file.Files.readString(dir.resolve("host-a/host-a.key"))).startsWith("-----BEGIN PRIVATE KEY-----");
+        Run bad = run("certs", "create", "--pair", "web1", "--dir", dir.toString());
+        assertThat(bad.code()).isEqualTo(ExitCodes.USAGE);
+        assertThat(bad.err()).contains("--node");
+    }
+
+    @Test
     void compareReportsSocketsItCannotOpen() {
         // A unix listener in a directory that does not exist cannot be bound.
         Run r = run("compare", "--primary-in", "unix:/nonexistent/colo/p.sock,server", "--secondary-in", "tcp:127.0.0.1:1",
