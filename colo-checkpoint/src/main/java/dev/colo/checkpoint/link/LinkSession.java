@@ -1,7 +1,11 @@
 package dev.colo.checkpoint.link;
 
 import dev.colo.checkpoint.link.proto.Envelope;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufOutputStream;
 import io.netty.channel.Channel;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 
 /** A verified connection to the peer daemon. */
 public final class LinkSession {
@@ -23,7 +27,17 @@ public final class LinkSession {
      * without bound.
      */
     public boolean send(Envelope e) {
-        channel.writeAndFlush(e, channel.voidPromise());
+        // Serialized here, not in the pipeline: Netty counts a ByteBuf's size towards the water mark
+        // at once, while an Envelope would count as zero until the event loop encoded it, and a fast
+        // producer could then queue without bound.
+        ByteBuf buf = channel.alloc().buffer(e.getSerializedSize());
+        try {
+            e.writeTo(new ByteBufOutputStream(buf));
+        } catch (IOException ex) {
+            buf.release();
+            throw new UncheckedIOException("cannot serialize a link message", ex);
+        }
+        channel.writeAndFlush(buf, channel.voidPromise());
         return channel.isWritable();
     }
 

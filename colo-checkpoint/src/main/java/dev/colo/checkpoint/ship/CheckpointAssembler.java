@@ -55,12 +55,14 @@ public final class CheckpointAssembler {
         if (d.getCheckpointEpoch() != epoch()) {
             throw new CorruptBatchException("device state for epoch " + d.getCheckpointEpoch() + " during checkpoint " + epoch());
         }
+        byte[] raw = d.getCodec().isEmpty() ? d.getState().toByteArray()
+                : Codec.fromWire(d.getCodec()).decompress(d.getState().toByteArray(), d.getRawLength());
         CRC32C crc = new CRC32C();
-        crc.update(d.getState().asReadOnlyByteBuffer());
+        crc.update(raw);
         if ((int) crc.getValue() != d.getCrc32C()) {
             throw new CorruptBatchException("device state fails its CRC32C");
         }
-        deviceState = d.getState().toByteArray();
+        deviceState = raw;
     }
 
     /** Verifies everything, then writes the pages into {@code standbyRam}; returns the device state. */
