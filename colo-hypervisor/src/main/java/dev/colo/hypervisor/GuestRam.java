@@ -30,6 +30,13 @@ public interface GuestRam extends AutoCloseable {
     /** Views never cross a multiple of this size; a power of two and a multiple of the page. */
     int chunkSize();
 
+    /**
+     * Faults every page of this mapping in now, so that later access inside a checkpoint's pause
+     * window costs no page faults (page tables belong to a mapping). Optional.
+     */
+    default void prefault() {
+    }
+
     /** Human-readable location, e.g. the RAM file path. */
     String describe();
 

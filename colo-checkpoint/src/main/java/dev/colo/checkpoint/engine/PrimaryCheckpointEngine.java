@@ -100,6 +100,7 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
         worker.execute(() -> {
             try {
                 ram = hv.mapGuestRam(pvm);
+                ram.prefault(); // the first, full copy must not pay a page fault per page in the pause
                 shadow = ShadowMemory.like(ram);
                 scanner = new DirtyPageScanner(scanPool);
                 hv.prepareCheckpoint(pvm, QMP);

@@ -213,6 +213,7 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
                         .log("standby started but the daemon could not wire it up");
             }
             standbyRam = hv.mapGuestRam(standby);
+            standbyRam.prefault();
             for (long off = 0; off < guestRamBytes; off += shadow.chunkSize()) {
                 int len = (int) Math.min(shadow.chunkSize(), guestRamBytes - off);
                 standbyRam.write(off, shadow.view(off, len));

@@ -112,6 +112,7 @@ public final class MappedGuestRam implements GuestRam {
      * Faults every page in now, so later writes inside a checkpoint's pause window do not pay for
      * page allocation (on tmpfs a first touch costs ~4 us per page: ~130 ms for 128 MiB).
      */
+    @Override
     public void prefault() {
         for (MappedByteBuffer b : chunks()) {
             b.load();
