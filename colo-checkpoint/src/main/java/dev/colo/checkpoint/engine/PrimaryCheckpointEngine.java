@@ -44,13 +44,21 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
 
     /** What the engine tells the daemon (the proxy's path, metrics). Called on the coordinator thread. */
     public interface Listener {
-        void onSnapshot(long epoch);
+        /** Client input from now on belongs to {@code epoch}'s SVM. */
+        default void onSnapshot(long epoch) {
+        }
 
-        void onRelease(long epoch);
+        /** PVM output held up to {@code epoch} may leave. */
+        default void onRelease(long epoch) {
+        }
 
-        void onAbandon(long epoch, String reason);
+        /** {@code epoch} was given up; input goes back to the running SVM. */
+        default void onAbandon(long epoch, String reason) {
+        }
 
-        void onRecord(CheckpointRecord record);
+        /** The figures of one finished attempt. */
+        default void onRecord(CheckpointRecord record) {
+        }
     }
 
     private final String pair;

@@ -47,7 +47,8 @@ public final class LinkEndpoint implements AutoCloseable {
 
         void onMessage(LinkSession session, Envelope message);
 
-        void onClosed(LinkSession session, String reason);
+        default void onClosed(LinkSession session, String reason) {
+        }
     }
 
     private final String pair;

@@ -49,10 +49,6 @@ public final class LinkBench {
                     warmEnd.set(System.nanoTime());
                 }
             }
-
-            @Override
-            public void onClosed(LinkSession s, String reason) {
-            }
         });
         AtomicReference<LinkSession> session = new AtomicReference<>();
         LinkEndpoint client = LinkEndpoint.client("bench", "a", clientGroup, new InetSocketAddress("127.0.0.1", server.port()), a,
@@ -64,10 +60,6 @@ public final class LinkBench {
 
                     @Override
                     public void onMessage(LinkSession s, Envelope m) {
-                    }
-
-                    @Override
-                    public void onClosed(LinkSession s, String reason) {
                     }
                 });
         while (session.get() == null) {
