@@ -75,7 +75,6 @@ class CheckpointEngineScenarioTest {
         CoordinatorConfig cfg = new CoordinatorConfig(2_000_000_000L, 5_000_000_000L, 2_000_000_000L, 10_000_000_000L, 10_000_000_000L, 0,
                 50_000_000L);
         engine = new PrimaryCheckpointEngine("web1", sim, pvm, toSecondary, Codec.LZ4, cfg, new PrimaryCheckpointEngine.Listener() {
-
             @Override
             public void onRelease(long epoch) {
                 released.add(epoch);

@@ -106,9 +106,6 @@ final class EngineRig implements AutoCloseable {
         CoordinatorConfig cfg = new CoordinatorConfig(5_000_000_000L, 20_000_000_000L, 5_000_000_000L, 60_000_000_000L,
                 120_000_000_000L, 0, 500_000_000L);
         engine = new PrimaryCheckpointEngine("web1", hv, pvm, port(toSecondary), Codec.LZ4, cfg, new PrimaryCheckpointEngine.Listener() {
-
-
-
             @Override
             public void onRecord(CheckpointRecord r) {
                 records.add(r);

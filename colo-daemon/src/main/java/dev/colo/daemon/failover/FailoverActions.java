@@ -1,0 +1,22 @@
+package dev.colo.daemon.failover;
+
+/** What the state machine asks the daemon to do. Each returns at once. */
+public interface FailoverActions {
+    /** Ask the witness (and the peer over the LAN) for a verdict; answer with {@code onVerdict}. */
+    void probe();
+
+    /** Primary: stop releasing output until told otherwise (we might be the one cut off). */
+    void holdOutput();
+
+    /** Primary: no secondary; release what is held and run without comparison. */
+    void runUnprotected();
+
+    /** Primary: a secondary is back; pair again (first checkpoint is full). */
+    void reprotect();
+
+    /** Secondary: take over at {@code epoch}: SVM direct on the LAN, gratuitous ARP. */
+    void promote(long epoch);
+
+    /** Stop releasing output for good: another node is the primary. */
+    void fence(String reason);
+}
