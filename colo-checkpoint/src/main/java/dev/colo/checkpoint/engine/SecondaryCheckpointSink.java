@@ -163,9 +163,7 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
         }
         long readyNs = System.nanoTime() - t0;
         // The shadow follows: the next standby is filled from it.
-        if (e.getCheckpointCommit().getDirtyPages() >= 0) {
-            reapply(done);
-        }
+        reapply(done);
         DomainRef retired = svm;
         svm = standby;
         standby = null;
