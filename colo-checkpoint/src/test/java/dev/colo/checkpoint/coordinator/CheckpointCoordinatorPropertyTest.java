@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.colo.checkpoint.coordinator.CheckpointCoordinator.State;
 import dev.colo.testkit.ManualClock;
+import dev.colo.testkit.Seeds;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
@@ -15,16 +16,7 @@ import org.junit.jupiter.api.Test;
 class CheckpointCoordinatorPropertyTest {
     @Test
     void invariantsHoldUnderRandomFailuresAndDelays() {
-        long base = Long.getLong("colo.seed", -1L);
-        int cases = base >= 0 ? 1 : 500;
-        for (int i = 0; i < cases; i++) {
-            long seed = base >= 0 ? base : 7_000 + i;
-            try {
-                run(seed);
-            } catch (AssertionError e) {
-                throw new AssertionError("failed with seed=" + seed + " (replay with -Dcolo.seed=" + seed + "): " + e.getMessage(), e);
-            }
-        }
+        Seeds.forEach(500, 7_000, CheckpointCoordinatorPropertyTest::run);
     }
 
     static void run(long seed) {

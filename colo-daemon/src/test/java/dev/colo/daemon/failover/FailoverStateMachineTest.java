@@ -7,6 +7,7 @@ import dev.colo.daemon.failover.FailoverStateMachine.State;
 import dev.colo.daemon.failover.FailoverStateMachine.Transition;
 import dev.colo.daemon.failover.FailoverStateMachine.Verdict;
 import dev.colo.testkit.ManualClock;
+import dev.colo.testkit.Seeds;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
@@ -122,16 +123,7 @@ class FailoverStateMachineTest {
      */
     @Test
     void neverTwoReleasingPrimariesUnderRandomPartitionsAndCrashes() {
-        long base = Long.getLong("colo.seed", -1L);
-        int cases = base >= 0 ? 1 : 300;
-        for (int c = 0; c < cases; c++) {
-            long seed = base >= 0 ? base : 40_000 + c;
-            try {
-                chaos(seed);
-            } catch (AssertionError e) {
-                throw new AssertionError("failed with seed=" + seed + " (replay with -Dcolo.seed=" + seed + "): " + e.getMessage(), e);
-            }
-        }
+        Seeds.forEach(300, 40_000, FailoverStateMachineTest::chaos);
     }
 
     static void chaos(long seed) {

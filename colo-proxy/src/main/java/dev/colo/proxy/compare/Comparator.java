@@ -30,6 +30,9 @@ public final class Comparator {
     private final CompareSink sink;
     private final CompareStats stats = new CompareStats();
     private final PacketView view = new PacketView();
+    /** Reused for datagram comparison: nothing is allocated per compared frame. */
+    private final PacketView left = new PacketView();
+    private final PacketView right = new PacketView();
     private final Map<FlowKey, TcpFlow> tcpFlows = new HashMap<>();
     private final Map<FlowKey, DatagramFlow> datagramFlows = new HashMap<>();
     /** Every held primary frame in arrival order; released ones are skipped lazily. */
@@ -360,7 +363,7 @@ public final class Comparator {
     }
 
     /** First differing byte index (in the compared range), or -1 when equal. */
-    private static int datagramDiff(Classification kind, Frame a, Frame b) {
+    private int datagramDiff(Classification kind, Frame a, Frame b) {
         ByteBuf ea = a.ethernet();
         ByteBuf eb = b.ethernet();
         int aOff;
@@ -368,8 +371,8 @@ public final class Comparator {
         int bOff;
         int bLen;
         if (kind == Classification.UDP || kind == Classification.ICMP) {
-            PacketView va = new PacketView().parse(ea);
-            PacketView vb = new PacketView().parse(eb);
+            PacketView va = left.parse(ea);
+            PacketView vb = right.parse(eb);
             aOff = va.afterIpOffset();
             aLen = va.afterIpLength();
             bOff = vb.afterIpOffset();

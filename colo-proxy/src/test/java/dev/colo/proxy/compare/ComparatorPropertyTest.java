@@ -6,8 +6,8 @@ import static dev.colo.proxy.packet.PacketView.TCP_SYN;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.colo.proxy.Frames;
-import dev.colo.proxy.Seeds;
 import dev.colo.proxy.frame.Frame;
+import dev.colo.testkit.Seeds;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;

@@ -2,7 +2,7 @@ package dev.colo.proxy.frame;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.colo.proxy.Seeds;
+import dev.colo.testkit.Seeds;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.embedded.EmbeddedChannel;

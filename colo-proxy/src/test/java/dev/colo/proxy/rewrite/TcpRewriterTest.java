@@ -5,8 +5,8 @@ import static dev.colo.proxy.packet.PacketView.TCP_SYN;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.colo.proxy.Frames;
-import dev.colo.proxy.Seeds;
 import dev.colo.proxy.packet.PacketView;
+import dev.colo.testkit.Seeds;
 import io.netty.buffer.ByteBuf;
 import java.util.Random;
 import org.junit.jupiter.api.Test;

@@ -1,4 +1,4 @@
-package dev.colo.proxy;
+package dev.colo.testkit;
 
 import java.util.function.LongConsumer;
 
