@@ -11,13 +11,17 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         versionProvider = ColoCommand.Version.class,
         description = "COLO non-stop service for KVM/QEMU VMs.",
-        subcommands = {ColoCommand.VersionCommand.class, CompareCommand.class, CertsCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {DaemonCommands.Status.class, DaemonCommands.Pair.class, DaemonCommands.Unpair.class, DaemonCommands.FailoverVerb.class,
+            DaemonCommands.Checkpoint.class, DaemonCommands.Events.class, DaemonCommands.Daemon.class, CompareCommand.class,
+            CertsCommand.class, ColoCommand.VersionCommand.class, CommandLine.HelpCommand.class})
 public final class ColoCommand implements Runnable {
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
     public static void main(String[] args) {
+        // After SIGTERM the daemon returns while the JVM is already exiting; System.exit then just
+        // waits for the shutdown hook, which is what we want.
         System.exit(commandLine().execute(args));
     }
 

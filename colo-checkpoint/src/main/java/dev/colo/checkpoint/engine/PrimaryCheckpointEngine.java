@@ -82,6 +82,12 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
 
     public PrimaryCheckpointEngine(String pair, Hypervisor hv, DomainRef pvm, LinkPort link, Codec codec, CoordinatorConfig config,
             Listener listener) {
+        this(pair, hv, pvm, link, codec, config, listener, 0);
+    }
+
+    /** @param fromEpoch the pair's epoch so far; this engine's first (full) checkpoint is {@code fromEpoch + 1} */
+    public PrimaryCheckpointEngine(String pair, Hypervisor hv, DomainRef pvm, LinkPort link, Codec codec, CoordinatorConfig config,
+            Listener listener, long fromEpoch) {
         this.pair = pair;
         this.hv = hv;
         this.pvm = pvm;
@@ -98,7 +104,7 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
         this.savePool = Executors.newSingleThreadExecutor(r -> daemon(r, "colo-ckpt-save"));
         this.coordinator = new CheckpointCoordinator(config, this, t -> log.atInfo().addKeyValue("pair", pair)
                 .addKeyValue("epoch", t.epoch()).addKeyValue("from", t.from()).addKeyValue("to", t.to()).addKeyValue("reason", t.reason())
-                .log("checkpoint state changed"), 0);
+                .log("checkpoint state changed"), fromEpoch);
     }
 
     private static Thread daemon(Runnable r, String name) {

@@ -59,6 +59,7 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
     private CheckpointAssembler assembling;
     private String assemblyFailure;
     private long standbySeq;
+    private boolean tookOver;
 
     /**
      * @param standbyXml the libvirt XML of the standby to start for a given sequence number (a
@@ -94,7 +95,34 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
         }
     }
 
+    /**
+     * Promotion: the running SVM is the VM from now on and stays; the standby is retired and later
+     * checkpoint messages are ignored. Returns the SVM (null if none ran yet).
+     */
+    public DomainRef takeOver() {
+        try {
+            return worker.submit(() -> {
+                tookOver = true;
+                assembling = null;
+                if (standbyRam != null) {
+                    standbyRam.close();
+                    standbyRam = null;
+                }
+                if (standby != null) {
+                    retire(standby);
+                    standby = null;
+                }
+                return svm;
+            }).get(30, TimeUnit.SECONDS);
+        } catch (Exception ex) {
+            throw new IllegalStateException("sink did not hand over its SVM: " + ex, ex);
+        }
+    }
+
     private void handle(Envelope e) {
+        if (tookOver) {
+            return;
+        }
         try {
             switch (e.getBodyCase()) {
                 case CHECKPOINT_BEGIN -> {
@@ -200,6 +228,9 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
 
     /** Starts the next standby and fills its RAM from the shadow, outside any checkpoint. */
     private void prepareStandby() {
+        if (tookOver) {
+            return;
+        }
         long seq = ++standbySeq;
         try {
             standby = hv.define(standbyXml.apply(seq));
@@ -245,7 +276,7 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
                 if (standby != null) {
                     retire(standby);
                 }
-                if (svm != null) {
+                if (svm != null && !tookOver) {
                     retire(svm);
                 }
             }).get(30, TimeUnit.SECONDS);

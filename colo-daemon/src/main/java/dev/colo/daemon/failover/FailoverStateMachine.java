@@ -17,12 +17,16 @@ public final class FailoverStateMachine {
     public enum Role { PRIMARY, SECONDARY }
 
     public enum State {
+        /** Primary running its first checkpoint to a secondary: output still released as is. */
+        PAIRING,
         /** Primary with a secondary: output released on match or commit. */
         PROTECTED,
         /** Primary lost the secondary: output held while the witness is asked. */
         SUSPECT,
         /** Primary without a secondary: output released as is. */
         UNPROTECTED,
+        /** Secondary without an SVM yet (not paired, or waiting for the first checkpoint). */
+        IDLE,
         /** Secondary following the primary. */
         STANDBY,
         /** Secondary lost the primary: asking the witness. */
@@ -47,17 +51,35 @@ public final class FailoverStateMachine {
     private long epoch;
     private long lastHeartbeatNs;
     private long stateSinceNs;
+    private boolean protectionWanted;
 
+    /** A pair already protected: the primary PROTECTED, the secondary STANDBY. */
     public FailoverStateMachine(Role role, long epoch, long heartbeatTimeoutNs, long reprotectBackoffNs, FailoverActions actions,
+            Consumer<Transition> onTransition, long nowNs) {
+        this(role == Role.PRIMARY ? State.PROTECTED : State.STANDBY, epoch, heartbeatTimeoutNs, reprotectBackoffNs, actions, onTransition,
+                nowNs);
+    }
+
+    /** A node starting in {@code initial}: UNPROTECTED or IDLE for a daemon that has not paired yet. */
+    public FailoverStateMachine(State initial, long epoch, long heartbeatTimeoutNs, long reprotectBackoffNs, FailoverActions actions,
             Consumer<Transition> onTransition, long nowNs) {
         this.actions = actions;
         this.onTransition = onTransition;
         this.heartbeatTimeoutNs = heartbeatTimeoutNs;
         this.reprotectBackoffNs = reprotectBackoffNs;
         this.epoch = epoch;
-        this.state = role == Role.PRIMARY ? State.PROTECTED : State.STANDBY;
+        this.state = initial;
+        this.protectionWanted = initial == State.PROTECTED;
         this.lastHeartbeatNs = nowNs;
         this.stateSinceNs = nowNs;
+    }
+
+    /** The primary side of the pair (serving, or paused from serving by fencing) or the secondary side. */
+    public Role role() {
+        return switch (state) {
+            case IDLE, STANDBY, PROBING -> Role.SECONDARY;
+            default -> Role.PRIMARY;
+        };
     }
 
     public State state() {
@@ -70,7 +92,7 @@ public final class FailoverStateMachine {
 
     /** True while this node may release output to clients. */
     public boolean releasing() {
-        return state == State.PROTECTED || state == State.UNPROTECTED || state == State.ACTIVE;
+        return state == State.PROTECTED || state == State.UNPROTECTED || state == State.PAIRING || state == State.ACTIVE;
     }
 
     private void state(State next, long nowNs, String why) {
@@ -85,11 +107,13 @@ public final class FailoverStateMachine {
 
     static boolean allowed(State from, State to) {
         return switch (from) {
-            case PROTECTED -> to == State.SUSPECT || to == State.FENCED;
+            case PAIRING -> to == State.PROTECTED || to == State.UNPROTECTED || to == State.FENCED;
+            case PROTECTED -> to == State.SUSPECT || to == State.FENCED || to == State.UNPROTECTED;
             case SUSPECT -> to == State.UNPROTECTED || to == State.FENCED || to == State.PROTECTED;
-            case UNPROTECTED -> to == State.PROTECTED || to == State.FENCED;
-            case STANDBY -> to == State.PROBING;
-            case PROBING -> to == State.ACTIVE || to == State.STANDBY;
+            case UNPROTECTED -> to == State.PAIRING || to == State.PROTECTED || to == State.FENCED;
+            case IDLE -> to == State.STANDBY;
+            case STANDBY -> to == State.PROBING || to == State.ACTIVE || to == State.IDLE;
+            case PROBING -> to == State.ACTIVE || to == State.STANDBY || to == State.IDLE;
             case ACTIVE -> to == State.FENCED;
             case FENCED -> false;
         };
@@ -97,20 +121,36 @@ public final class FailoverStateMachine {
 
     // --- events ---
 
-    /** A heartbeat from the peer, carrying its epoch. */
+    /** A heartbeat from a peer that acts as primary (it took over), carrying its epoch. */
     public void onHeartbeat(long peerEpoch, long nowNs) {
+        onHeartbeat(peerEpoch, true, nowNs);
+    }
+
+    /**
+     * A heartbeat from the peer. Only a peer acting as primary fences us with a newer epoch: a
+     * secondary's epoch runs ahead of ours for a moment whenever its ack of a checkpoint overtakes
+     * our own bookkeeping of that checkpoint.
+     */
+    public void onHeartbeat(long peerEpoch, boolean peerActsAsPrimary, long nowNs) {
         lastHeartbeatNs = nowNs;
-        if (peerEpoch > epoch && (releasing() || state == State.SUSPECT)) {
+        if (peerActsAsPrimary && peerEpoch > epoch && (releasing() || state == State.SUSPECT)) {
             fence("peer is at epoch " + peerEpoch + ", newer than our " + epoch + ": it took over", nowNs);
             return;
         }
         switch (state) {
             case SUSPECT -> state(State.PROTECTED, nowNs, "heartbeat back before the witness answered");
             case PROBING -> state(State.STANDBY, nowNs, "primary heartbeat back");
+            case UNPROTECTED, PAIRING -> {
+                // The secondary is there; re-protection is timed by doWork.
+            }
             default -> {
                 // nothing to change
             }
         }
+    }
+
+    public boolean protectionWanted() {
+        return protectionWanted;
     }
 
     /** A checkpoint committed: the pair is at {@code e}. */
@@ -120,9 +160,76 @@ public final class FailoverStateMachine {
 
     /** The secondary is back and paired again (first checkpoint done). */
     public void onReprotected(long e, long nowNs) {
-        if (state == State.UNPROTECTED) {
+        if (state == State.UNPROTECTED || state == State.PAIRING) {
             epoch = Math.max(epoch, e);
-            state(State.PROTECTED, nowNs, "secondary protecting again from epoch " + e);
+            protectionWanted = true;
+            state(State.PROTECTED, nowNs, "secondary protecting from epoch " + e);
+        }
+    }
+
+    /** Primary: pairing with a secondary began (operator's {@code pair}, or a re-protection). */
+    public void onPairingStarted(String why, long nowNs) {
+        if (state == State.UNPROTECTED) {
+            protectionWanted = true;
+            state(State.PAIRING, nowNs, why);
+        }
+    }
+
+    /** Primary: the pairing failed; serve unprotected and retry after the backoff. */
+    public void onPairingFailed(String why, long nowNs) {
+        if (state == State.PAIRING) {
+            state(State.UNPROTECTED, nowNs, "pairing failed: " + why + "; serving unprotected, retrying after backoff");
+        }
+    }
+
+    /** Secondary: the first checkpoint of a pairing runs as our SVM. */
+    public void onPaired(long e, long nowNs) {
+        epoch = Math.max(epoch, e);
+        lastHeartbeatNs = nowNs;
+        if (state == State.IDLE) {
+            state(State.STANDBY, nowNs, "SVM running from the first checkpoint, epoch " + e);
+        }
+    }
+
+    /** Either side: the operator ended protection. */
+    public void onUnpaired(String why, long nowNs) {
+        protectionWanted = false;
+        switch (state) {
+            case PROTECTED, PAIRING -> {
+                state(State.UNPROTECTED, nowNs, why);
+                actions.runUnprotected();
+            }
+            case STANDBY, PROBING -> state(State.IDLE, nowNs, why);
+            default -> {
+                // SUSPECT decides by the witness; UNPROTECTED, IDLE, ACTIVE and FENCED stay.
+            }
+        }
+    }
+
+    /**
+     * Secondary: the primary handed over (its VM died, or a planned switchover). The primary has
+     * fenced itself, so no witness is needed.
+     */
+    public void onHandover(String why, long nowNs) {
+        if (state == State.STANDBY || state == State.PROBING) {
+            epoch++;
+            state(State.ACTIVE, nowNs, "primary handed over (" + why + "): promoting at epoch " + epoch);
+            actions.promote(epoch);
+        }
+    }
+
+    /** Primary: the secondary told us it cannot protect any more (its SVM died, or it is stopping). */
+    public void onSecondaryLost(String why, long nowNs) {
+        if (state == State.PROTECTED || state == State.PAIRING || state == State.SUSPECT) {
+            state(State.UNPROTECTED, nowNs, "secondary gone (" + why + "); serving unprotected, re-protecting after backoff");
+            actions.runUnprotected();
+        }
+    }
+
+    /** Primary: our VM is gone (QEMU crashed or was killed): hand the service to the secondary. */
+    public void onLocalVmLost(String why, long nowNs) {
+        if (state == State.PROTECTED || state == State.SUSPECT) {
+            fence("local VM lost (" + why + "); the secondary takes over", nowNs);
         }
     }
 
@@ -185,7 +292,7 @@ public final class FailoverStateMachine {
                 }
             }
             case UNPROTECTED -> {
-                if (silent < heartbeatTimeoutNs && nowNs - stateSinceNs > reprotectBackoffNs) {
+                if (protectionWanted && silent < heartbeatTimeoutNs && nowNs - stateSinceNs > reprotectBackoffNs) {
                     stateSinceNs = nowNs;
                     actions.reprotect();
                 }

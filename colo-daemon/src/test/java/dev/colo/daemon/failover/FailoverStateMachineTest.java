@@ -38,6 +38,64 @@ class FailoverStateMachineTest {
     }
 
     @Test
+    void aSecondaryAheadByOneCheckpointDoesNotFenceButATakenOverPeerDoes() {
+        FailoverStateMachine p = machine(Role.PRIMARY, 1);
+        p.onHeartbeat(2, false, clock.advanceMs(10)); // the secondary's ack overtook our own bookkeeping
+        assertThat(p.state()).isEqualTo(State.PROTECTED);
+        p.onHeartbeat(2, true, clock.advanceMs(10)); // the peer acts as primary at a newer epoch
+        assertThat(p.state()).isEqualTo(State.FENCED);
+        assertThat(actions.log).containsExactly("fence");
+    }
+
+    @Test
+    void pairingRunsFromUnprotectedToProtectedOrBackOnFailure() {
+        FailoverStateMachine p = new FailoverStateMachine(State.UNPROTECTED, 0, TIMEOUT, 2_000 * MS, actions, transitions::add, clock.nowNs());
+        assertThat(p.protectionWanted()).isFalse();
+        p.doWork(clock.advanceMs(5_000));
+        assertThat(actions.log).as("nothing to re-protect before the operator pairs").isEmpty();
+        p.onPairingStarted("operator asked", clock.advanceMs(1));
+        assertThat(p.state()).isEqualTo(State.PAIRING);
+        assertThat(p.releasing()).as("before the first checkpoint the output flows unprotected").isTrue();
+        p.onPairingFailed("peer unreachable", clock.advanceMs(1));
+        assertThat(p.state()).isEqualTo(State.UNPROTECTED);
+        p.onHeartbeat(0, false, clock.advanceMs(2_100));
+        p.doWork(clock.advanceMs(1));
+        assertThat(actions.log).as("a failed pairing is retried after the backoff").containsExactly("reprotect");
+        p.onPairingStarted("re-protection", clock.advanceMs(1));
+        p.onReprotected(1, clock.advanceMs(1));
+        assertThat(p.state()).isEqualTo(State.PROTECTED);
+        assertThat(p.epoch()).isEqualTo(1);
+        p.onUnpaired("operator unpaired", clock.advanceMs(1));
+        assertThat(p.state()).isEqualTo(State.UNPROTECTED);
+        assertThat(p.protectionWanted()).isFalse();
+    }
+
+    @Test
+    void secondaryGoesFromIdleToStandbyAndTakesOverOnHandoverWithoutTheWitness() {
+        FailoverStateMachine s = new FailoverStateMachine(State.IDLE, 0, TIMEOUT, 2_000 * MS, actions, transitions::add, clock.nowNs());
+        s.doWork(clock.advanceMs(1_000));
+        assertThat(s.state()).as("no SVM: nothing to promote, no probing").isEqualTo(State.IDLE);
+        s.onPaired(1, clock.advanceMs(1));
+        assertThat(s.state()).isEqualTo(State.STANDBY);
+        s.onHandover("PVM crashed", clock.advanceMs(10));
+        assertThat(s.state()).isEqualTo(State.ACTIVE);
+        assertThat(s.epoch()).isEqualTo(2);
+        assertThat(actions.log).containsExactly("promote 2");
+    }
+
+    @Test
+    void primaryToldItsSecondaryIsGoneRunsUnprotectedAtOnceAndALostVmFences() {
+        FailoverStateMachine p = machine(Role.PRIMARY, 3);
+        p.onSecondaryLost("SVM crashed", clock.advanceMs(1));
+        assertThat(p.state()).isEqualTo(State.UNPROTECTED);
+        assertThat(actions.log).containsExactly("unprotected");
+        FailoverStateMachine q = machine(Role.PRIMARY, 3);
+        q.onLocalVmLost("QEMU killed", clock.advanceMs(1));
+        assertThat(q.state()).isEqualTo(State.FENCED);
+        assertThat(q.releasing()).isFalse();
+    }
+
+    @Test
     void primaryLosingItsSecondaryHoldsThenServesUnprotectedThenReprotects() {
         FailoverStateMachine p = machine(Role.PRIMARY, 7);
         p.doWork(clock.advanceMs(200));

@@ -7,10 +7,12 @@ import dev.colo.proxy.frame.FrameErrors;
 import dev.colo.proxy.path.FrameSink;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.Channel;
+import io.netty.channel.ChannelFactory;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoop;
+import io.netty.channel.ServerChannel;
 import io.netty.channel.SimpleChannelInboundHandler;
 import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.epoll.EpollServerSocketChannel;
@@ -37,10 +39,19 @@ public final class VmSocketServer implements AutoCloseable {
     private long droppedNoVm;
 
     public VmSocketServer(String vm, EventLoop loop, InetSocketAddress bind, FrameSink fromVm) throws InterruptedException {
+        this(vm, loop, bind, fromVm, EpollServerSocketChannel::new);
+    }
+
+    /**
+     * @param channels makes the listening socket; a daemon whose QEMU runs in another network
+     *     namespace creates it there (a socket stays in the namespace it was made in)
+     */
+    public VmSocketServer(String vm, EventLoop loop, InetSocketAddress bind, FrameSink fromVm,
+            ChannelFactory<? extends ServerChannel> channels) throws InterruptedException {
         this.vm = vm;
         this.loop = loop;
         this.fromVm = fromVm;
-        this.listener = new ServerBootstrap().group(loop).channel(EpollServerSocketChannel.class)
+        this.listener = new ServerBootstrap().group(loop).channelFactory(channels)
                 .option(ChannelOption.SO_REUSEADDR, true)
                 .childOption(ChannelOption.TCP_NODELAY, true)
                 .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK, new WriteBufferWaterMark(1 << 20, 4 << 20))

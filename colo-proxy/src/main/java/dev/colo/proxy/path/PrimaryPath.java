@@ -21,6 +21,7 @@ public final class PrimaryPath {
     private final Comparator comparator;
     private long epoch;
     private boolean protectedMode;
+    private boolean fenced;
     private long staleSecondaryDropped;
     private long duplicatedToSecondary;
 
@@ -46,6 +47,10 @@ public final class PrimaryPath {
 
     /** A frame from the LAN (tap) for the VM. */
     public void onClientFrame(Frame frame, long nowNs) {
+        if (fenced) {
+            frame.release();
+            return;
+        }
         if (protectedMode) {
             toSecondary.accept(epoch, new Frame(frame.data().retainedDuplicate(), frame.vnetHdrLen()));
             duplicatedToSecondary++;
@@ -55,6 +60,10 @@ public final class PrimaryPath {
 
     /** A frame the PVM sent. */
     public void onPvmFrame(Frame frame, long nowNs) {
+        if (fenced) {
+            frame.release();
+            return;
+        }
         comparator.onPrimary(frame, nowNs);
     }
 
@@ -99,12 +108,30 @@ public final class PrimaryPath {
         comparator.setPassthrough(true, nowNs);
     }
 
+    /**
+     * Another node serves the VM now: nothing more reaches the LAN or the PVM from here, and held
+     * output is dropped (the new primary's VM produces it again). Final.
+     */
+    public void fence() {
+        if (!fenced) {
+            fenced = true;
+            protectedMode = false;
+            comparator.close();
+        }
+    }
+
+    public boolean fenced() {
+        return fenced;
+    }
+
     public void requestCheckpoint(String detail, long nowNs) {
         comparator.requestCheckpoint(detail, nowNs);
     }
 
     public void doWork(long nowNs) {
-        comparator.doWork(nowNs);
+        if (!fenced) {
+            comparator.doWork(nowNs);
+        }
     }
 
     public long epoch() {
@@ -128,6 +155,6 @@ public final class PrimaryPath {
     }
 
     public void close() {
-        comparator.close();
+        fence();
     }
 }

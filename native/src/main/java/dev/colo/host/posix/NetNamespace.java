@@ -14,12 +14,18 @@ public final class NetNamespace {
     private NetNamespace() {}
 
     public static <T> T call(String name, Callable<T> body) throws Exception {
+        return callIn("/var/run/netns/" + name, body);
+    }
+
+    /** Like {@link #call} with a namespace file, e.g. {@code /proc/1/ns/net} for the host's. */
+    public static <T> T callIn(String nsFile, Callable<T> body) throws Exception {
+        String name = nsFile.startsWith("/var/run/netns/") ? nsFile.substring("/var/run/netns/".length()) : nsFile;
         AtomicReference<T> result = new AtomicReference<>();
         AtomicReference<Exception> failure = new AtomicReference<>();
         Thread t = new Thread(() -> {
             int fd;
             try {
-                fd = Libc.INSTANCE.open("/var/run/netns/" + name, Libc.O_CLOEXEC);
+                fd = Libc.INSTANCE.open(nsFile, Libc.O_CLOEXEC);
             } catch (LastErrorException e) {
                 failure.set(new IOException("no network namespace " + name + ": " + Fd.describe(e), e));
                 return;

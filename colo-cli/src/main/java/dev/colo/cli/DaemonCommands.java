@@ -1,0 +1,321 @@
+package dev.colo.cli;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.time.ZoneId;
+import java.time.format.DateTimeFormatter;
+import java.util.Iterator;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/** The operator verbs that talk to the local daemon: pair, unpair, status, failover, checkpoint, events. */
+final class DaemonCommands {
+    private DaemonCommands() {}
+
+    /** Options every daemon verb shares. */
+    static final class Common {
+        @Option(names = "--socket", paramLabel = "PATH", description = "Control socket of the local daemon (default: $COLO_SOCKET or ${DEFAULT-VALUE}).",
+                defaultValue = "${env:COLO_SOCKET:-/run/colo/colo.sock}")
+        Path socket;
+
+        @Option(names = "--json", description = "Print the daemon's answer as JSON (schema 1, see docs/operations.md).")
+        boolean json;
+    }
+
+    /** Runs a request, prints, and maps failures to exit codes. */
+    abstract static class Verb implements Callable<Integer> {
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
+
+        @Mixin
+        Common common;
+
+        PrintWriter out() {
+            return spec.commandLine().getOut();
+        }
+
+        PrintWriter err() {
+            return spec.commandLine().getErr();
+        }
+
+        abstract ObjectNode request();
+
+        abstract void print(JsonNode result);
+
+        @Override
+        public Integer call() {
+            try (ControlClient c = ControlClient.connect(common.socket)) {
+                JsonNode result = c.call(request());
+                if (common.json) {
+                    out().println(ControlClient.JSON.writerWithDefaultPrettyPrinter().writeValueAsString(result));
+                } else {
+                    print(result);
+                }
+                out().flush();
+                return ExitCodes.OK;
+            } catch (ControlClient.Unreachable e) {
+                err().println("colo: " + e.getMessage());
+                return ExitCodes.DAEMON_UNREACHABLE;
+            } catch (ControlClient.Refused e) {
+                err().println("colo " + spec.name() + ": " + e.getMessage());
+                return ExitCodes.OPERATION_FAILED;
+            } catch (JsonProcessingException e) {
+                err().println("colo: cannot print the answer: " + e.getMessage());
+                return ExitCodes.FAILED;
+            }
+        }
+    }
+
+    @Command(name = "status", description = "Show the protected VM: role, state, epoch, peer, last checkpoint, queues and link.",
+            footer = {"", "Examples:", "  colo status", "  colo status web1 --json"})
+    static final class Status extends Verb {
+        @Parameters(arity = "0..1", paramLabel = "DOMAIN", description = "The protected domain (default: the daemon's).")
+        String domain;
+
+        @Override
+        ObjectNode request() {
+            return withVm(ControlClient.request("status"), domain);
+        }
+
+        @Override
+        void print(JsonNode r) {
+            PrintWriter o = out();
+            o.printf("%-10s %-10s %-12s %-7s %-22s %s%n", "VM", "ROLE", "STATE", "EPOCH", "PEER", "LINK");
+            JsonNode p = r.path("peer");
+            o.printf("%-10s %-10s %-12s %-7d %-22s %s (last heartbeat %d ms ago)%n", r.path("vm").asText(), r.path("role").asText(),
+                    r.path("state").asText(), r.path("epoch").asLong(), p.path("node").asText() + "@" + p.path("address").asText(),
+                    p.path("link").asText(), p.path("last_heartbeat_ms_ago").asLong());
+            o.println();
+            o.printf("  domain               %s%n", r.path("domain").asText("-"));
+            JsonNode c = r.path("last_checkpoint");
+            if (c.isMissingNode()) {
+                o.printf("  last checkpoint      none yet%n");
+            } else {
+                o.printf("  last checkpoint      epoch %d, %s ago, %s (%s), %s, paused %.1f ms, %d pages, %s on the wire, SVM ready %.1f ms%n",
+                        c.path("epoch").asLong(), age(c.path("age_ms").asLong()), c.path("trigger").asText(), c.path("reason").asText(),
+                        c.path("outcome").asText(), c.path("paused_ms").asDouble(), c.path("dirty_pages").asLong(),
+                        bytes(c.path("wire_bytes").asLong()), c.path("svm_ready_ms").asDouble());
+            }
+            o.printf("  checkpoints/minute   %d%n", r.path("checkpoints_per_minute").asLong());
+            if (r.has("held_frames")) {
+                o.printf("  held output          %d frames (matched so far %d, checkpoint requests %d)%n", r.path("held_frames").asLong(),
+                        r.path("matched_frames").asLong(), r.path("checkpoint_requests").asLong());
+            }
+            if (r.has("buffered_ingress")) {
+                o.printf("  buffered input       %d frames for the next SVM%n", r.path("buffered_ingress").asLong());
+            }
+        }
+    }
+
+    @Command(name = "pair", description = "Protect an existing libvirt domain with the peer named in the daemon's config.",
+            footer = {"", "The domain is restarted once if its RAM is not yet a shared file or its NIC does not go through colo.",
+                    "Waits until the first full checkpoint reached the secondary (PROTECTED).", "", "Examples:", "  colo pair web1"})
+    static final class Pair extends Verb {
+        @Parameters(paramLabel = "DOMAIN", description = "The libvirt domain to protect.")
+        String domain;
+
+        @Option(names = "--peer", paramLabel = "HOST[:PORT]", description = "Expected peer; must match [peer] link in the daemon's config.")
+        String peer;
+
+        @Option(names = "--timeout", paramLabel = "SECONDS", defaultValue = "180", description = "Give up after this long (default ${DEFAULT-VALUE}).")
+        int timeoutS;
+
+        @Override
+        ObjectNode request() {
+            err().println("pairing " + domain + ": preparing the PVM, asking the secondary for a standby, first full checkpoint ...");
+            err().flush();
+            ObjectNode r = withVm(ControlClient.request("pair"), domain).put("timeout_s", timeoutS);
+            if (peer != null) {
+                r.put("peer", peer);
+            }
+            return r;
+        }
+
+        @Override
+        void print(JsonNode r) {
+            JsonNode c = r.path("last_checkpoint");
+            out().printf("%s PROTECTED by %s at epoch %d: first checkpoint %d pages, %s on the wire, PVM paused %.1f ms%n",
+                    r.path("vm").asText(), r.path("peer").path("node").asText(), r.path("epoch").asLong(), c.path("dirty_pages").asLong(),
+                    bytes(c.path("wire_bytes").asLong()), c.path("paused_ms").asDouble());
+        }
+    }
+
+    @Command(name = "unpair", description = "End protection; the VM keeps running unprotected on this (primary) node.",
+            footer = {"", "Examples:", "  colo unpair web1"})
+    static final class Unpair extends Verb {
+        @Parameters(paramLabel = "DOMAIN")
+        String domain;
+
+        @Override
+        ObjectNode request() {
+            return withVm(ControlClient.request("unpair"), domain);
+        }
+
+        @Override
+        void print(JsonNode r) {
+            out().printf("%s is %s: no longer protected%n", r.path("vm").asText(), r.path("state").asText());
+        }
+    }
+
+    @Command(name = "checkpoint", description = "Take a checkpoint now and print its figures.",
+            footer = {"", "Examples:", "  colo checkpoint web1"})
+    static final class Checkpoint extends Verb {
+        @Parameters(paramLabel = "DOMAIN")
+        String domain;
+
+        @Override
+        ObjectNode request() {
+            return withVm(ControlClient.request("checkpoint"), domain);
+        }
+
+        @Override
+        void print(JsonNode r) {
+            out().printf("checkpoint %d %s: PVM paused %.1f ms, %d dirty pages, %s raw, %s on the wire, device state %s, SVM ready %.1f ms%n",
+                    r.path("epoch").asLong(), r.path("outcome").asText(), r.path("paused_ms").asDouble(), r.path("dirty_pages").asLong(),
+                    bytes(r.path("raw_bytes").asLong()), bytes(r.path("wire_bytes").asLong()), bytes(r.path("device_state_bytes").asLong()),
+                    r.path("svm_ready_ms").asDouble());
+        }
+    }
+
+    @Command(name = "failover", description = "Move the service to the other node.",
+            footer = {"", "  --planned  on the primary: pause the PVM, let the SVM catch up, hand over (no request lost).",
+                    "  --force    on the secondary: take over now, on your word (make sure the primary is really gone).", "",
+                    "Examples:", "  colo failover web1 --planned", "  colo failover web1 --force --yes"})
+    static final class FailoverVerb extends Verb {
+        @Parameters(paramLabel = "DOMAIN")
+        String domain;
+
+        @Option(names = "--planned", description = "Planned switchover, run on the primary.")
+        boolean planned;
+
+        @Option(names = "--force", description = "Forced takeover, run on the secondary.")
+        boolean force;
+
+        @Option(names = {"-y", "--yes"}, description = "Do not ask for confirmation.")
+        boolean yes;
+
+        @Override
+        public Integer call() {
+            if (planned == force) {
+                err().println("colo failover: say exactly one of --planned (on the primary) or --force (on the secondary)");
+                return ExitCodes.USAGE;
+            }
+            if (!yes) {
+                String console = System.console() == null ? null
+                        : System.console().readLine("Move %s to the other node (%s)? [y/N] ", domain, planned ? "planned" : "forced");
+                if (console == null || !console.trim().equalsIgnoreCase("y")) {
+                    err().println("colo failover: not confirmed; nothing done (use --yes in scripts)");
+                    return ExitCodes.FAILED;
+                }
+            }
+            return super.call();
+        }
+
+        @Override
+        ObjectNode request() {
+            return withVm(ControlClient.request("failover"), domain).put("planned", planned).put("force", force);
+        }
+
+        @Override
+        void print(JsonNode r) {
+            out().printf("%s: this node is now %s (%s) at epoch %d%n", r.path("vm").asText(), r.path("state").asText(),
+                    r.path("role").asText(), r.path("epoch").asLong());
+        }
+    }
+
+    @Command(name = "events", description = "The daemon's event stream: state changes, checkpoints, failovers.",
+            footer = {"", "Examples:", "  colo events", "  colo events --follow", "  colo events --json | jq ."})
+    static final class Events extends Verb {
+        private static final DateTimeFormatter TIME = DateTimeFormatter.ofPattern("HH:mm:ss.SSS").withZone(ZoneId.systemDefault());
+
+        @Parameters(arity = "0..1", paramLabel = "DOMAIN")
+        String domain;
+
+        @Option(names = {"-f", "--follow"}, description = "Keep printing new events until interrupted.")
+        boolean follow;
+
+        @Override
+        public Integer call() {
+            try (ControlClient c = ControlClient.connect(common.socket)) {
+                c.stream(withVm(ControlClient.request("events"), domain).put("follow", follow), e -> {
+                    if (common.json) {
+                        out().println(e.toString());
+                    } else {
+                        out().println(line(e));
+                    }
+                    out().flush();
+                });
+                return ExitCodes.OK;
+            } catch (ControlClient.Unreachable e) {
+                err().println("colo: " + e.getMessage());
+                return ExitCodes.DAEMON_UNREACHABLE;
+            } catch (ControlClient.Refused e) {
+                err().println("colo events: " + e.getMessage());
+                return ExitCodes.OPERATION_FAILED;
+            }
+        }
+
+        static String line(JsonNode e) {
+            StringBuilder b = new StringBuilder();
+            b.append(TIME.format(Instant.ofEpochMilli(e.path("time_ms").asLong()))).append(' ')
+                    .append(String.format("%-20s", e.path("kind").asText())).append(' ').append(e.path("message").asText());
+            Iterator<Map.Entry<String, JsonNode>> it = e.path("fields").fields();
+            while (it.hasNext()) {
+                Map.Entry<String, JsonNode> f = it.next();
+                if (f.getKey().equals("pair") || f.getKey().equals("node") || f.getKey().equals("vm")) {
+                    continue;
+                }
+                b.append(' ').append(f.getKey()).append('=').append(f.getValue().asText());
+            }
+            return b.toString();
+        }
+
+        @Override
+        ObjectNode request() {
+            throw new UnsupportedOperationException("events stream");
+        }
+
+        @Override
+        void print(JsonNode result) {
+            throw new UnsupportedOperationException("events stream");
+        }
+    }
+
+    @Command(name = "daemon", description = "Run the colo daemon in the foreground (what the systemd unit starts).",
+            footer = {"", "Exit codes: 0 stopped cleanly, 69 libvirt unavailable, 70 internal failure, 78 bad config.", "",
+                    "Examples:", "  colo daemon --config /etc/colo/web1.conf"})
+    static final class Daemon implements Callable<Integer> {
+        @Option(names = {"-c", "--config"}, paramLabel = "FILE", defaultValue = "/etc/colo/colo.conf",
+                description = "Config file (default ${DEFAULT-VALUE}).")
+        Path config;
+
+        @Override
+        public Integer call() {
+            return dev.colo.daemon.ColoDaemon.run(config);
+        }
+    }
+
+    static ObjectNode withVm(ObjectNode r, String domain) {
+        if (domain != null) {
+            r.put("vm", domain);
+        }
+        return r;
+    }
+
+    static String age(long ms) {
+        return ms < 1000 ? ms + " ms" : ms < 120_000 ? ms / 1000 + " s" : ms / 60_000 + " min";
+    }
+
+    static String bytes(long b) {
+        return b < 10_000 ? b + " B" : b < 10_000_000 ? b / 1024 + " KiB" : b / (1024 * 1024) + " MiB";
+    }
+}

@@ -1,0 +1,242 @@
+package dev.colo.cli.lab;
+
+import dev.colo.checkpoint.link.PairCertificates;
+import dev.colo.testkit.Lab;
+import dev.colo.testkit.LabLan;
+import dev.colo.testkit.NetNs;
+import dev.colo.testkit.Shell;
+import dev.colo.testkit.TestGuest;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Two hosts and a client on one machine: a LAN bridge in the client's namespace (the client,
+ * 10.201.0.1, is also the witness), and one namespace per host with its own bridge joined to the
+ * LAN by a veth (host A 10.201.0.11, host B 10.201.0.12). Each host runs a real colo daemon process
+ * (bin/colo daemon) whose tap joins its host bridge; QEMU runs in the machine's own namespace. The
+ * pair's certificates are fresh. Everything is removed in {@link #close()}, also after a failure.
+ */
+public final class HostPairLab implements AutoCloseable {
+    public static final String HOST_A_IP = "10.201.0.11";
+    public static final String HOST_B_IP = "10.201.0.12";
+    public static final int LINK_PORT = 7450;
+    private static final Duration T = Duration.ofSeconds(20);
+
+    public final LabLan lan;
+    public final Host a;
+    public final Host b;
+    public final String domain;
+    public final Path dir;
+    private final List<Process> daemons = new ArrayList<>();
+
+    /** One host of the pair. */
+    public static final class Host {
+        public final String node;
+        public final NetNs ns;
+        public final String ip;
+        public final Path config;
+        public final Path socket;
+        public final Path log;
+        public Process daemon;
+
+        Host(String node, NetNs ns, String ip, Path dir) {
+            this.node = node;
+            this.ns = ns;
+            this.ip = ip;
+            this.config = dir.resolve(node + ".conf");
+            this.socket = dir.resolve("run-" + node).resolve("colo.sock");
+            this.log = dir.resolve(node + ".log");
+        }
+
+        public String logText() {
+            try {
+                return Files.exists(log) ? Files.readString(log, StandardCharsets.UTF_8) : "";
+            } catch (IOException e) {
+                return "";
+            }
+        }
+    }
+
+    public HostPairLab(String tag) throws Exception {
+        Lab.require();
+        long pid = ProcessHandle.current().pid() % 100000;
+        domain = "colo-it-" + tag + "-" + ProcessHandle.current().pid();
+        Lab.sweepStaleDomains("colo-it-" + tag + "-");
+        dir = Files.createTempDirectory("colo-pair-" + tag);
+        LabLan l = null;
+        NetNs na = null;
+        NetNs nb = null;
+        try {
+            l = LabLan.create(tag);
+            na = NetNs.create(tag + "a");
+            nb = NetNs.create(tag + "b");
+            joinLan(l, na, "cv" + pid + "a", HOST_A_IP);
+            joinLan(l, nb, "cv" + pid + "b", HOST_B_IP);
+        } catch (RuntimeException e) {
+            for (AutoCloseable c : new AutoCloseable[] {na, nb, l}) {
+                if (c != null) {
+                    c.close();
+                }
+            }
+            throw e;
+        }
+        lan = l;
+        a = new Host("host-a", na, HOST_A_IP, dir);
+        b = new Host("host-b", nb, HOST_B_IP, dir);
+        PairCertificates.Ca ca = PairCertificates.newCa(domain, Duration.ofDays(1));
+        PairCertificates.issue(ca, a.node, Duration.ofDays(1), dir.resolve("pki").resolve(a.node));
+        PairCertificates.issue(ca, b.node, Duration.ofDays(1), dir.resolve("pki").resolve(b.node));
+        // Defined, not started: pairing turns it into a PVM and starts it.
+        TestGuest g = TestGuest.locate();
+        Shell.Result r = Shell.run(T, "virsh", "-c", "qemu:///system", "define", write("guest.xml",
+                g.domainXml(domain, 128, LabLan.GUEST_CIDR, TestGuest.tapNic("ct-unused", LabLan.GUEST_MAC), false, null)).toString());
+        r.orThrow();
+    }
+
+    private static void joinLan(LabLan lan, NetNs host, String veth, String ip) {
+        Shell.run(T, "ip", "link", "add", veth, "type", "veth", "peer", "name", veth + "l").orThrow();
+        Shell.run(T, "ip", "link", "set", veth, "netns", host.name()).orThrow();
+        Shell.run(T, "ip", "link", "set", veth + "l", "netns", lan.ns().name()).orThrow();
+        lan.ns().exec("ip", "link", "set", veth + "l", "master", "br0").orThrow();
+        lan.ns().exec("ip", "link", "set", veth + "l", "up").orThrow();
+        host.exec("ip", "link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0").orThrow();
+        host.exec("ip", "link", "set", veth, "master", "br0").orThrow();
+        host.exec("ip", "link", "set", veth, "up").orThrow();
+        host.exec("ip", "addr", "add", ip + "/24", "dev", "br0").orThrow();
+        host.exec("ip", "link", "set", "br0", "up").orThrow();
+    }
+
+    private Path write(String name, String text) throws IOException {
+        Path p = dir.resolve(name);
+        Files.writeString(p, text, StandardCharsets.UTF_8);
+        return p;
+    }
+
+    /** Writes both configs; {@code extra} lines go into [vm] (e.g. timeouts). */
+    public void writeConfigs(String... vmExtra) throws IOException {
+        writeConfig(a, "primary", b, vmExtra);
+        writeConfig(b, "secondary", a, vmExtra);
+    }
+
+    private void writeConfig(Host h, String role, Host peer, String... vmExtra) throws IOException {
+        Path pki = dir.resolve("pki").resolve(h.node);
+        String text = """
+                # written by HostPairLab
+                [node]
+                name = %s
+                role = %s
+
+                [peer]
+                name = %s
+                link = %s:%d
+
+                [link]
+                listen = %s:%d
+                certificate = %s
+                key = %s
+                ca = %s
+                heartbeat-interval-ms = 50
+                heartbeat-timeout-ms = 300
+
+                [witness]
+                address = %s
+                timeout-ms = 100
+
+                [control]
+                socket = %s
+
+                [metrics]
+                listen = 127.0.0.1:9467
+
+                [libvirt]
+                uri = qemu:///system
+                accelerator = tcg
+                vm-netns = /proc/%d/ns/net
+
+                [vm]
+                domain = %s
+                tap = colo-%s
+                bridge = br0
+                ip = %s
+                proxy-port = %d
+                compare-timeout-ms = 3000
+                max-interval-ms = 20000
+                """.formatted(h.node, role, peer.node, peer.ip, LINK_PORT, h.ip, LINK_PORT, pki.resolve(h.node + ".crt"),
+                pki.resolve(h.node + ".key"), pki.resolve("pair-ca.crt"), LabLan.CLIENT_IP, h.socket,
+                // QEMU runs where this test runs (libvirtd's namespace), so the daemon's NIC sockets go there.
+                ProcessHandle.current().pid(), domain,
+                h == a ? "a" : "b", LabLan.GUEST_IP, 17460 + (int) (ProcessHandle.current().pid() % 1000)) + String.join("\n", vmExtra) + "\n";
+        Files.writeString(h.config, text, StandardCharsets.UTF_8);
+    }
+
+    /** Starts {@code bin/colo daemon} inside the host's namespace, as the systemd unit would. */
+    public Process startDaemon(Host h) throws IOException {
+        Path colo = Lab.repoRoot().resolve("bin").resolve("colo");
+        Process p = new ProcessBuilder("ip", "netns", "exec", h.ns.name(), colo.toString(), "daemon", "--config", h.config.toString())
+                .redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(h.log.toFile())).start();
+        h.daemon = p;
+        daemons.add(p);
+        return p;
+    }
+
+    /** Waits until the daemon answers on its control socket. */
+    public void awaitReady(Host h, Duration max) throws InterruptedException {
+        long deadline = System.nanoTime() + max.toNanos();
+        while (System.nanoTime() < deadline) {
+            if (h.logText().contains("daemon ready")) {
+                return;
+            }
+            if (h.daemon != null && !h.daemon.isAlive()) {
+                throw new IllegalStateException(h.node + " daemon exited with " + h.daemon.exitValue() + ":\n" + h.logText());
+            }
+            Thread.sleep(100);
+        }
+        throw new IllegalStateException(h.node + " daemon not ready within " + max.toSeconds() + " s:\n" + h.logText());
+    }
+
+    /** The pid of a running domain's QEMU, from libvirt's pid file. */
+    public static long qemuPid(String domainName) throws IOException {
+        return Long.parseLong(Files.readString(Path.of("/run/libvirt/qemu/" + domainName + ".pid")).trim());
+    }
+
+    /** Drops the replication link (both directions) inside host B's namespace. */
+    public void partitionLink() {
+        b.ns.exec("nft", "add", "table", "inet", "colo_it").orThrow();
+        b.ns.exec("nft", "add", "chain", "inet", "colo_it", "in", "{ type filter hook input priority 0 ; }").orThrow();
+        b.ns.exec("nft", "add", "chain", "inet", "colo_it", "out", "{ type filter hook output priority 0 ; }").orThrow();
+        b.ns.exec("nft", "add", "rule", "inet", "colo_it", "in", "tcp", "sport", Integer.toString(LINK_PORT), "drop").orThrow();
+        b.ns.exec("nft", "add", "rule", "inet", "colo_it", "in", "tcp", "dport", Integer.toString(LINK_PORT), "drop").orThrow();
+        b.ns.exec("nft", "add", "rule", "inet", "colo_it", "out", "tcp", "sport", Integer.toString(LINK_PORT), "drop").orThrow();
+        b.ns.exec("nft", "add", "rule", "inet", "colo_it", "out", "tcp", "dport", Integer.toString(LINK_PORT), "drop").orThrow();
+    }
+
+    public void healLink() {
+        b.ns.exec("nft", "delete", "table", "inet", "colo_it");
+    }
+
+    @Override
+    public void close() {
+        for (Process p : daemons) {
+            if (p.isAlive()) {
+                p.destroy(); // SIGTERM to ip netns exec, which execs the launcher and java: the daemon itself
+                try {
+                    if (!p.waitFor(30, TimeUnit.SECONDS)) {
+                        p.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+                    }
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        }
+        Lab.sweepStaleDomains(domain);
+        a.ns.close();
+        b.ns.close();
+        lan.close();
+    }
+}

@@ -1,0 +1,61 @@
+package dev.colo.daemon.config;
+
+import java.net.InetSocketAddress;
+import java.nio.file.Path;
+import java.util.Optional;
+
+/**
+ * The daemon's validated configuration (see docs/operations.md for the file format). One daemon
+ * protects one VM; run one instance per VM ({@code colo@VM.service}).
+ */
+public record DaemonConfig(
+        Node node,
+        Peer peer,
+        Link link,
+        Witness witness,
+        Path controlSocket,
+        Optional<InetSocketAddress> metrics,
+        Libvirt libvirt,
+        Vm vm) {
+
+    public enum Role { PRIMARY, SECONDARY }
+
+    public record Node(String name, Role role) {}
+
+    public record Peer(String name, InetSocketAddress link) {}
+
+    public record Link(InetSocketAddress listen, Path certificate, Path key, Path ca, long heartbeatIntervalMs, long heartbeatTimeoutMs) {}
+
+    /** The third opinion: act only while {@code address} answers (Pacemaker's ping resource). */
+    public record Witness(String address, long timeoutMs) {}
+
+    /**
+     * @param vmNetns network namespace QEMU runs in (its NIC socket connects there); empty means the
+     *     daemon's own
+     */
+    public record Libvirt(String uri, Optional<String> accelerator, Optional<Path> vmNetns) {}
+
+    public record Vm(String domain, String tap, Optional<String> bridge, String ip, int proxyPort, long compareTimeoutMs,
+            long maxIntervalMs, String codec, long reprotectBackoffMs, boolean pairOnStart) {}
+
+    /** The pair's name on the link and in logs: the protected domain's name. */
+    public String pair() {
+        return vm.domain();
+    }
+
+    /** One line for the start-up log: everything an operator may want to check, no secrets. */
+    public String summary() {
+        return "node=" + node.name() + " role=" + node.role().name().toLowerCase() + " peer=" + peer.name() + "@" + hostPort(peer.link())
+                + " link_listen=" + hostPort(link.listen()) + " heartbeat_ms=" + link.heartbeatIntervalMs() + "/" + link.heartbeatTimeoutMs()
+                + " witness=" + witness.address() + " witness_timeout_ms=" + witness.timeoutMs() + " control=" + controlSocket
+                + " metrics=" + metrics.map(DaemonConfig::hostPort).orElse("off") + " libvirt=" + libvirt.uri()
+                + " accelerator=" + libvirt.accelerator().orElse("as-defined") + " vm_netns=" + libvirt.vmNetns().map(Path::toString).orElse("own")
+                + " vm=" + vm.domain() + " tap=" + vm.tap() + " bridge=" + vm.bridge().orElse("none") + " ip=" + vm.ip()
+                + " proxy_port=" + vm.proxyPort() + " compare_timeout_ms=" + vm.compareTimeoutMs() + " max_interval_ms=" + vm.maxIntervalMs()
+                + " codec=" + vm.codec() + " pair_on_start=" + vm.pairOnStart();
+    }
+
+    static String hostPort(InetSocketAddress a) {
+        return a.getHostString() + ":" + a.getPort();
+    }
+}

@@ -1,0 +1,31 @@
+package dev.colo.daemon.host;
+
+import java.io.IOException;
+import java.net.InetAddress;
+
+/**
+ * Reachability checks for failover decisions, Pacemaker-ping style: ICMP echo (as root, Java's
+ * {@link InetAddress#isReachable} sends real ICMP) from this daemon's network namespace. Blocking;
+ * call off the event loops.
+ */
+public final class Witness {
+    private Witness() {}
+
+    /** The answer and how long it took, worded for the log. */
+    public record Answer(boolean answered, long rttMs, String evidence) {}
+
+    public static Answer ping(String address, long timeoutMs, int attempts) {
+        long t0 = System.nanoTime();
+        for (int i = 0; i < attempts; i++) {
+            try {
+                if (InetAddress.getByName(address).isReachable((int) timeoutMs)) {
+                    long ms = (System.nanoTime() - t0) / 1_000_000;
+                    return new Answer(true, ms, address + " answered in " + ms + " ms");
+                }
+            } catch (IOException e) {
+                return new Answer(false, -1, address + " unreachable: " + e.getMessage());
+            }
+        }
+        return new Answer(false, -1, address + " silent for " + attempts + "x" + timeoutMs + " ms");
+    }
+}
