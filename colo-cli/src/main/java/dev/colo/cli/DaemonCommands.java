@@ -89,9 +89,10 @@ final class DaemonCommands {
         @Override
         void print(JsonNode r) {
             PrintWriter o = out();
-            o.printf("%-10s %-10s %-12s %-7s %-22s %s%n", "VM", "ROLE", "STATE", "EPOCH", "PEER", "LINK");
+            String row = "%-" + Math.max(10, r.path("vm").asText().length() + 2) + "s %-10s %-12s %-7s %-26s %s%n";
+            o.printf(row, "VM", "ROLE", "STATE", "EPOCH", "PEER", "LINK");
             JsonNode p = r.path("peer");
-            o.printf("%-10s %-10s %-12s %-7d %-22s %s (last heartbeat %d ms ago)%n", r.path("vm").asText(), r.path("role").asText(),
+            o.printf(row.replace("%s%n", "%s (last heartbeat %d ms ago)%n").replace("%-7s", "%-7d"), r.path("vm").asText(), r.path("role").asText(),
                     r.path("state").asText(), r.path("epoch").asLong(), p.path("node").asText() + "@" + p.path("address").asText(),
                     p.path("link").asText(), p.path("last_heartbeat_ms_ago").asLong());
             o.println();

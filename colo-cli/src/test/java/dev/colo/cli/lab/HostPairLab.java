@@ -142,7 +142,7 @@ public final class HostPairLab implements AutoCloseable {
                 key = %s
                 ca = %s
                 heartbeat-interval-ms = 50
-                heartbeat-timeout-ms = 300
+                heartbeat-timeout-ms = 500
 
                 [witness]
                 address = %s

@@ -29,7 +29,7 @@ public final class EventJournal {
     /** @param context fields on every event (vm, pair, node) */
     public EventJournal(int capacity, Map<String, Object> context) {
         this.capacity = capacity;
-        this.context = Map.copyOf(context);
+        this.context = new LinkedHashMap<>(context);
     }
 
     public DaemonEvent info(String kind, String message, Object... kv) {
@@ -54,7 +54,7 @@ public final class EventJournal {
         }
         DaemonEvent e;
         synchronized (this) {
-            e = new DaemonEvent(++seq, System.currentTimeMillis(), kind, message, Map.copyOf(fields));
+            e = new DaemonEvent(++seq, System.currentTimeMillis(), kind, message, java.util.Collections.unmodifiableMap(fields));
             ring.addLast(e);
             if (ring.size() > capacity) {
                 ring.removeFirst();

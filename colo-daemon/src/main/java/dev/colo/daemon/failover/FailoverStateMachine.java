@@ -153,6 +153,28 @@ public final class FailoverStateMachine {
         return protectionWanted;
     }
 
+    /**
+     * The replication connection closed (reset or shut down by the peer's host): do not wait for
+     * the heartbeat timeout, ask the witness now. A silent partition gives no such event and is
+     * found by the timeout instead.
+     */
+    public void onLinkClosed(String why, long nowNs) {
+        switch (state) {
+            case PROTECTED -> {
+                state(State.SUSPECT, nowNs, "replication link closed (" + why + "); holding output, asking the witness");
+                actions.holdOutput();
+                actions.probe();
+            }
+            case STANDBY -> {
+                state(State.PROBING, nowNs, "replication link closed (" + why + "); asking the witness");
+                actions.probe();
+            }
+            default -> {
+                // Already deciding, or nothing to protect.
+            }
+        }
+    }
+
     /** A checkpoint committed: the pair is at {@code e}. */
     public void onEpoch(long e) {
         epoch = Math.max(epoch, e);

@@ -117,6 +117,11 @@ public final class ProtectedVm implements AutoCloseable {
     private volatile CheckpointRecord lastRecord;
     private volatile long lastRecordAtMs;
     private volatile boolean restartingPvm;
+    private volatile boolean stopping;
+    /** Last time anything arrived from the peer: page batches prove it alive as well as heartbeats. */
+    private volatile long lastRxNs;
+    private volatile long lastRxEpoch;
+    private volatile boolean lastRxFromPrimary;
 
     // Path loop.
     private PrimaryPath primaryPath;
@@ -198,7 +203,7 @@ public final class ProtectedVm implements AutoCloseable {
         lifecycle = hv.onLifecycle(this::onLifecycle);
         control.scheduleAtFixedRate(this::tick, cfg.link().heartbeatIntervalMs(), cfg.link().heartbeatIntervalMs(), TimeUnit.MILLISECONDS);
         if (startsPrimary && cfg.vm().pairOnStart()) {
-            control.execute(() -> startPairing("pair-on-start is set in the config"));
+            post(() -> startPairing("pair-on-start is set in the config"));
         }
     }
 
@@ -217,6 +222,17 @@ public final class ProtectedVm implements AutoCloseable {
         };
     }
 
+    /** Runs {@code r} on the control thread; after stop began, late events are dropped. */
+    private void post(Runnable r) {
+        try {
+            control.execute(r);
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            if (!stopping) {
+                throw e;
+            }
+        }
+    }
+
     private static <T> T call(ExecutorService on, Callable<T> c) throws Exception {
         try {
             return on.submit(c).get(30, TimeUnit.SECONDS);
@@ -231,6 +247,7 @@ public final class ProtectedVm implements AutoCloseable {
 
     @Override
     public void close() {
+        stopping = true;
         events.info("node_stopping", "colo node stopping", "role", roleSafe());
         try {
             control.submit(() -> {
@@ -300,6 +317,11 @@ public final class ProtectedVm implements AutoCloseable {
             if (s != null) {
                 s.send(envelope().setHeartbeat(Heartbeat.newBuilder().setSentNs(now)).build());
             }
+            long rx = lastRxNs;
+            if (rx > lastHeartbeatNs) {
+                lastHeartbeatNs = rx;
+                sm.onHeartbeat(lastRxEpoch, lastRxFromPrimary, rx);
+            }
             sm.doWork(now);
             metrics.epoch.labelValues(vm).set(sm.epoch());
             for (State st : State.values()) {
@@ -347,7 +369,7 @@ public final class ProtectedVm implements AutoCloseable {
                         : new Witness.Answer(false, -1, "not asked");
                 String evidence = "witness " + w.evidence() + (secondarySide ? "; VM address " + lan.evidence() : "") + "; probe took "
                         + (System.nanoTime() - asked) / 1_000_000 + " ms";
-                control.execute(() -> sm.onVerdict(new Verdict(w.answered(), lan.answered(), evidence), System.nanoTime()));
+                post(() -> sm.onVerdict(new Verdict(w.answered(), lan.answered(), evidence), System.nanoTime()));
             });
         }
 
@@ -461,9 +483,12 @@ public final class ProtectedVm implements AutoCloseable {
             if (session == s) {
                 session = null;
                 events.warn("link_down", "replication link lost", "peer", cfg.peer().name(), "reason", reason);
-                control.execute(() -> {
+                post(() -> {
                     if (engine != null) {
                         engine.onLinkDown(reason);
+                    }
+                    if (!stopping) {
+                        sm.onLinkClosed(reason, System.nanoTime());
                     }
                 });
             }
@@ -472,11 +497,13 @@ public final class ProtectedVm implements AutoCloseable {
         @Override
         public void onMessage(LinkSession s, Envelope m) {
             long now = System.nanoTime();
+            lastRxEpoch = m.getEpoch();
+            lastRxFromPrimary = m.getRole() == dev.colo.checkpoint.link.proto.Role.PRIMARY;
+            lastRxNs = now; // the control tick turns this into a heartbeat
             switch (m.getBodyCase()) {
-                case HEARTBEAT -> control.execute(() -> {
-                    lastHeartbeatNs = now;
-                    sm.onHeartbeat(m.getEpoch(), m.getRole() == dev.colo.checkpoint.link.proto.Role.PRIMARY, now);
-                });
+                case HEARTBEAT -> {
+                    // liveness only, recorded above
+                }
                 case FRAMES -> {
                     FrameBatch b = m.getFrames();
                     for (int i = 0; i < b.getFramesCount(); i++) {
@@ -491,7 +518,7 @@ public final class ProtectedVm implements AutoCloseable {
                         });
                     }
                 }
-                case CHECKPOINT_BEGIN, PAGES, DEVICE_STATE, CHECKPOINT_COMMIT, CHECKPOINT_ABORT -> control.execute(() -> {
+                case CHECKPOINT_BEGIN, PAGES, DEVICE_STATE, CHECKPOINT_COMMIT, CHECKPOINT_ABORT -> post(() -> {
                     if (sink != null) {
                         sink.onLinkMessage(m);
                     } else if (m.getBodyCase() == Envelope.BodyCase.CHECKPOINT_COMMIT) {
@@ -500,23 +527,23 @@ public final class ProtectedVm implements AutoCloseable {
                                 .setDetail("not paired: no pair request received")).build());
                     }
                 });
-                case CHECKPOINT_ACK -> control.execute(() -> {
+                case CHECKPOINT_ACK -> post(() -> {
                     if (engine != null) {
                         engine.onLinkMessage(m);
                     }
                 });
-                case PAIR_REQUEST -> control.execute(() -> onPairRequest(s, m.getPairRequest()));
-                case PAIR_REPLY -> control.execute(() -> {
+                case PAIR_REQUEST -> post(() -> onPairRequest(s, m.getPairRequest()));
+                case PAIR_REPLY -> post(() -> {
                     if (pendingReply != null) {
                         pendingReply.complete(m.getPairReply());
                     }
                 });
-                case UNPAIR -> control.execute(() -> onPeerUnpair(m.getUnpair().getReason()));
-                case FAILOVER -> control.execute(() -> {
+                case UNPAIR -> post(() -> onPeerUnpair(m.getUnpair().getReason()));
+                case FAILOVER -> post(() -> {
                     takeoverStartNs = now;
                     sm.onHandover((m.getFailover().getPlanned() ? "planned switchover: " : "") + m.getFailover().getReason(), now);
                 });
-                case ERROR -> control.execute(() -> {
+                case ERROR -> post(() -> {
                     events.warn("peer_error", "peer reported a problem", "status", m.getError().getStatus(), "detail", m.getError().getDetail());
                     if (m.getError().getStatus() == Status.UNAVAILABLE) {
                         sm.onSecondaryLost(m.getError().getDetail(), System.nanoTime());
@@ -573,7 +600,7 @@ public final class ProtectedVm implements AutoCloseable {
             try {
                 PairRequest req = preparePvm(fromEpoch);
                 CompletableFuture<PairReply> reply = new CompletableFuture<>();
-                control.execute(() -> {
+                post(() -> {
                     pendingReply = reply;
                     LinkSession s = session;
                     if (s == null || !s.send(envelope().setPairRequest(req).build())) {
@@ -585,7 +612,7 @@ public final class ProtectedVm implements AutoCloseable {
                     throw new OperationException("secondary refused: " + r.getStatus() + " " + r.getDetail());
                 }
                 events.info("pairing", "secondary accepted the pair; first full checkpoint next", "from_epoch", fromEpoch);
-                control.execute(() -> {
+                post(() -> {
                     engine = new PrimaryCheckpointEngine(pair, hv, pvm, linkPort(), Codec.fromWire(cfg.vm().codec()), coordinatorConfig(),
                             new EngineListener(), fromEpoch);
                     engine.start();
@@ -594,7 +621,7 @@ public final class ProtectedVm implements AutoCloseable {
                 Throwable cause = e instanceof java.util.concurrent.ExecutionException && e.getCause() != null ? e.getCause() : e;
                 String why2 = cause instanceof java.util.concurrent.TimeoutException ? "no answer from the secondary in 60 s"
                         : String.valueOf(cause.getMessage());
-                control.execute(() -> {
+                post(() -> {
                     events.error("pairing_failed", "pairing failed", "reason", why2);
                     sm.onPairingFailed(why2, System.nanoTime());
                     done.completeExceptionally(new OperationException(why2));
@@ -670,14 +697,11 @@ public final class ProtectedVm implements AutoCloseable {
         @Override
         public void onRelease(long epoch) {
             path.execute(() -> primaryPath.onCheckpointCommitted(epoch, System.nanoTime()));
-            control.execute(() -> {
+            post(() -> {
                 if (sm.state() == State.PAIRING) {
                     sm.onReprotected(epoch, System.nanoTime());
                     events.info("protected", "VM protected: the SVM runs from the first checkpoint", "epoch", epoch,
                             "peer", cfg.peer().name());
-                    if (pairing != null) {
-                        pairing.complete(statusNow());
-                    }
                 } else {
                     sm.onEpoch(epoch);
                 }
@@ -700,7 +724,7 @@ public final class ProtectedVm implements AutoCloseable {
                 metrics.dirtyPages.labelValues(vm).inc(r.dirtyPages());
                 metrics.bytesShipped.labelValues(vm).inc(r.wireBytes());
             }
-            control.execute(() -> {
+            post(() -> {
                 recentCheckpointsMs.addLast(System.currentTimeMillis());
                 while (recentCheckpointsMs.size() > 1000) {
                     recentCheckpointsMs.removeFirst();
@@ -708,6 +732,9 @@ public final class ProtectedVm implements AutoCloseable {
                 if (nextRecord != null) {
                     nextRecord.complete(r);
                     nextRecord = null;
+                }
+                if (pairing != null && !pairing.isDone() && r.committed() && sm.state() == State.PROTECTED) {
+                    pairing.complete(statusNow());
                 }
             });
         }
@@ -748,7 +775,7 @@ public final class ProtectedVm implements AutoCloseable {
                                 quietly(svmPorts.remove(retired.name()));
                             }
                         });
-                        control.execute(() -> {
+                        post(() -> {
                             if (sm.state() == State.IDLE) {
                                 sm.onPaired(epoch, System.nanoTime());
                             } else {
@@ -850,7 +877,7 @@ public final class ProtectedVm implements AutoCloseable {
             return;
         }
         String name = e.domain().name();
-        control.execute(() -> {
+        post(() -> {
             if (startsPrimary && pvm != null && pvm.name().equals(name) && !restartingPvm) {
                 String why = "PVM " + name + " " + e.kind().name().toLowerCase() + (e.detail() == null ? "" : " (" + e.detail() + ")");
                 events.error("pvm_lost", "the PVM stopped", "domain", name, "kind", e.kind(), "detail", e.detail());
@@ -935,6 +962,11 @@ public final class ProtectedVm implements AutoCloseable {
     /** Pairs the configured domain; waits for PROTECTED or the failure. */
     public Map<String, Object> pair(String domain, Duration timeout) throws Exception {
         checkDomain(domain);
+        // The link may be between reconnect attempts (its backoff tops out at 5 s): give it that long.
+        long linkDeadline = System.nanoTime() + 6_000_000_000L;
+        while (session == null && System.nanoTime() < linkDeadline) {
+            Thread.sleep(50);
+        }
         CompletableFuture<Map<String, Object>> f = onControl(() -> startPairing("operator asked to pair"));
         return await(f, timeout);
     }
