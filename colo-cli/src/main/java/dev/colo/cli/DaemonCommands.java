@@ -75,7 +75,7 @@ final class DaemonCommands {
         }
     }
 
-    @Command(name = "status", description = "Show the protected VM: role, state, epoch, peer, last checkpoint, queues and link.",
+    @Command(name = "status", mixinStandardHelpOptions = true, description = "Show the protected VM: role, state, epoch, peer, last checkpoint, queues and link.",
             footer = {"", "Examples:", "  colo status", "  colo status web1 --json"})
     static final class Status extends Verb {
         @Parameters(arity = "0..1", paramLabel = "DOMAIN", description = "The protected domain (default: the daemon's).")
@@ -117,7 +117,7 @@ final class DaemonCommands {
         }
     }
 
-    @Command(name = "pair", description = "Protect an existing libvirt domain with the peer named in the daemon's config.",
+    @Command(name = "pair", mixinStandardHelpOptions = true, description = "Protect an existing libvirt domain with the peer named in the daemon's config.",
             footer = {"", "The domain is restarted once if its RAM is not yet a shared file or its NIC does not go through colo.",
                     "Waits until the first full checkpoint reached the secondary (PROTECTED).", "", "Examples:", "  colo pair web1"})
     static final class Pair extends Verb {
@@ -150,7 +150,7 @@ final class DaemonCommands {
         }
     }
 
-    @Command(name = "unpair", description = "End protection; the VM keeps running unprotected on this (primary) node.",
+    @Command(name = "unpair", mixinStandardHelpOptions = true, description = "End protection; the VM keeps running unprotected on this (primary) node.",
             footer = {"", "Examples:", "  colo unpair web1"})
     static final class Unpair extends Verb {
         @Parameters(paramLabel = "DOMAIN")
@@ -167,7 +167,7 @@ final class DaemonCommands {
         }
     }
 
-    @Command(name = "checkpoint", description = "Take a checkpoint now and print its figures.",
+    @Command(name = "checkpoint", mixinStandardHelpOptions = true, description = "Take a checkpoint now and print its figures.",
             footer = {"", "Examples:", "  colo checkpoint web1"})
     static final class Checkpoint extends Verb {
         @Parameters(paramLabel = "DOMAIN")
@@ -187,7 +187,7 @@ final class DaemonCommands {
         }
     }
 
-    @Command(name = "failover", description = "Move the service to the other node.",
+    @Command(name = "failover", mixinStandardHelpOptions = true, description = "Move the service to the other node.",
             footer = {"", "  --planned  on the primary: pause the PVM, let the SVM catch up, hand over (no request lost).",
                     "  --force    on the secondary: take over now, on your word (make sure the primary is really gone).", "",
                     "Examples:", "  colo failover web1 --planned", "  colo failover web1 --force --yes"})
@@ -233,7 +233,7 @@ final class DaemonCommands {
         }
     }
 
-    @Command(name = "events", description = "The daemon's event stream: state changes, checkpoints, failovers.",
+    @Command(name = "events", mixinStandardHelpOptions = true, description = "The daemon's event stream: state changes, checkpoints, failovers.",
             footer = {"", "Examples:", "  colo events", "  colo events --follow", "  colo events --json | jq ."})
     static final class Events extends Verb {
         private static final DateTimeFormatter TIME = DateTimeFormatter.ofPattern("HH:mm:ss.SSS").withZone(ZoneId.systemDefault());
@@ -291,7 +291,7 @@ final class DaemonCommands {
         }
     }
 
-    @Command(name = "daemon", description = "Run the colo daemon in the foreground (what the systemd unit starts).",
+    @Command(name = "daemon", mixinStandardHelpOptions = true, description = "Run the colo daemon in the foreground (what the systemd unit starts).",
             footer = {"", "Exit codes: 0 stopped cleanly, 69 libvirt unavailable, 70 internal failure, 78 bad config.", "",
                     "Examples:", "  colo daemon --config /etc/colo/web1.conf"})
     static final class Daemon implements Callable<Integer> {

@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.colo.daemon.events.DaemonEvent;
 import dev.colo.daemon.events.EventJournal;
-import dev.colo.daemon.vm.ProtectedVm;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
@@ -40,7 +39,7 @@ public final class ControlServer implements AutoCloseable {
     private static final List<String> OPS = List.of("status", "pair", "unpair", "failover", "checkpoint", "events");
 
     private final Path socket;
-    private final ProtectedVm vm;
+    private final ControlApi vm;
     private final EventJournal events;
     private final ObjectMapper json = new ObjectMapper();
     private final ServerSocketChannel server;
@@ -52,7 +51,7 @@ public final class ControlServer implements AutoCloseable {
     private final Thread acceptor;
     private volatile boolean closed;
 
-    public ControlServer(Path socket, ProtectedVm vm, EventJournal events) throws IOException {
+    public ControlServer(Path socket, ControlApi vm, EventJournal events) throws IOException {
         this.socket = socket;
         this.vm = vm;
         this.events = events;
@@ -153,7 +152,7 @@ public final class ControlServer implements AutoCloseable {
                     streamEvents(out, req.path("follow").asBoolean(false));
                     yield null;
                 }
-                default -> throw new ProtectedVm.OperationException("unknown request '" + op + "'; known ops: " + String.join(", ", OPS));
+                default -> throw new OperationException("unknown request '" + op + "'; known ops: " + String.join(", ", OPS));
             };
             if (result == null) {
                 return false;
@@ -161,7 +160,7 @@ public final class ControlServer implements AutoCloseable {
             ObjectNode ok = json.createObjectNode().put("schema", ControlProtocol.SCHEMA).put("ok", true);
             ok.set("result", json.valueToTree(result));
             write(out, ok);
-        } catch (ProtectedVm.OperationException e) {
+        } catch (OperationException e) {
             write(out, error(e.getMessage()));
         } catch (Exception e) {
             log.atWarn().addKeyValue("op", op).addKeyValue("reason", e.toString()).log("control request failed");

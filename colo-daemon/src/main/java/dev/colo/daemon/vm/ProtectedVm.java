@@ -21,6 +21,8 @@ import dev.colo.checkpoint.link.proto.Status;
 import dev.colo.checkpoint.link.proto.Unpair;
 import dev.colo.checkpoint.ship.Codec;
 import dev.colo.daemon.config.DaemonConfig;
+import dev.colo.daemon.control.ControlApi;
+import dev.colo.daemon.control.OperationException;
 import dev.colo.daemon.events.EventJournal;
 import dev.colo.daemon.failover.FailoverActions;
 import dev.colo.daemon.failover.FailoverStateMachine;
@@ -82,7 +84,7 @@ import org.slf4j.LoggerFactory;
  * event loop; blocking libvirt calls run on the <em>work</em> thread. They talk by posting tasks,
  * never by sharing mutable state.
  */
-public final class ProtectedVm implements AutoCloseable {
+public final class ProtectedVm implements ControlApi, AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(ProtectedVm.class);
     private static final Duration QMP = Duration.ofSeconds(5);
     private static final int MAX_BUFFERED_INGRESS = 8192;
@@ -903,6 +905,7 @@ public final class ProtectedVm implements AutoCloseable {
 
     // ------------------------------------------------------------------ the control API
 
+    @Override
     public Map<String, Object> status() throws Exception {
         return onControl(this::statusNow);
     }
@@ -960,6 +963,7 @@ public final class ProtectedVm implements AutoCloseable {
     }
 
     /** Pairs the configured domain; waits for PROTECTED or the failure. */
+    @Override
     public Map<String, Object> pair(String domain, Duration timeout) throws Exception {
         checkDomain(domain);
         // The link may be between reconnect attempts (its backoff tops out at 5 s): give it that long.
@@ -971,6 +975,7 @@ public final class ProtectedVm implements AutoCloseable {
         return await(f, timeout);
     }
 
+    @Override
     public Map<String, Object> unpair(String domain) throws Exception {
         checkDomain(domain);
         return onControl(() -> {
@@ -991,6 +996,7 @@ public final class ProtectedVm implements AutoCloseable {
         });
     }
 
+    @Override
     public Map<String, Object> checkpoint(String domain, Duration timeout) throws Exception {
         checkDomain(domain);
         CompletableFuture<CheckpointRecord> f = onControl(() -> {
@@ -1021,6 +1027,7 @@ public final class ProtectedVm implements AutoCloseable {
      * {@code force} on the secondary: take over now, on the operator's word. {@code planned} on the
      * primary: pause the PVM, let the SVM catch up with the held output, hand over.
      */
+    @Override
     public Map<String, Object> failover(String domain, boolean planned, boolean force) throws Exception {
         checkDomain(domain);
         if (force) {
@@ -1079,10 +1086,4 @@ public final class ProtectedVm implements AutoCloseable {
         }
     }
 
-    /** An operator request that cannot be done; the message says why and what to do. */
-    public static final class OperationException extends Exception {
-        public OperationException(String message) {
-            super(message);
-        }
-    }
 }
