@@ -34,6 +34,9 @@ public interface Hypervisor extends AutoCloseable {
 
     DomainState state(DomainRef domain);
 
+    /** Every domain the hypervisor knows (running or only defined), e.g. to sweep leftovers. */
+    java.util.List<DomainRef> list();
+
     /** The domain's current XML description (inactive definition when {@code inactive}). */
     String describe(DomainRef domain, boolean inactive);
 

@@ -263,6 +263,12 @@ public final class SimulatedHypervisor implements Hypervisor {
     }
 
     @Override
+    public synchronized java.util.List<DomainRef> list() {
+        check("list");
+        return byUuid.values().stream().map(x -> new DomainRef(x.name, x.uuid)).toList();
+    }
+
+    @Override
     public synchronized Optional<DomainRef> lookup(String nameOrUuid) {
         check("lookup");
         Sim s = byUuid.get(nameOrUuid);

@@ -44,6 +44,13 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
 
     /** What the engine tells the daemon (the proxy's path, metrics). Called on the coordinator thread. */
     public interface Listener {
+        /**
+         * Checkpoint {@code epoch} is about to pause the PVM; called on the engine's worker and
+         * the pause waits for it (the proxy starts feeding the next SVM before the pause).
+         */
+        default void onPausing(long epoch) {
+        }
+
         /** Client input from now on belongs to {@code epoch}'s SVM. */
         default void onSnapshot(long epoch) {
         }
@@ -195,6 +202,7 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
     @Override
     public void pause(long epoch) {
         work(epoch, Step.PAUSE, () -> {
+            listener.onPausing(epoch);
             hv.pause(pvm, QMP);
             long now = System.nanoTime();
             post(() -> coordinator.onPaused(epoch, now));

@@ -142,7 +142,7 @@ public final class HostPairLab implements AutoCloseable {
                 key = %s
                 ca = %s
                 heartbeat-interval-ms = 50
-                heartbeat-timeout-ms = 500
+                heartbeat-timeout-ms = 1000
 
                 [witness]
                 address = %s
@@ -214,6 +214,19 @@ public final class HostPairLab implements AutoCloseable {
         b.ns.exec("nft", "add", "rule", "inet", "colo_it", "in", "tcp", "dport", Integer.toString(LINK_PORT), "drop").orThrow();
         b.ns.exec("nft", "add", "rule", "inet", "colo_it", "out", "tcp", "sport", Integer.toString(LINK_PORT), "drop").orThrow();
         b.ns.exec("nft", "add", "rule", "inet", "colo_it", "out", "tcp", "dport", Integer.toString(LINK_PORT), "drop").orThrow();
+    }
+
+    /** Drops {@code percent}% of the replication link's packets, both directions, inside host B. */
+    public void lossyLink(int percent) {
+        b.ns.exec("nft", "add", "table", "inet", "colo_it").orThrow();
+        b.ns.exec("nft", "add", "chain", "inet", "colo_it", "in", "{ type filter hook input priority 0 ; }").orThrow();
+        b.ns.exec("nft", "add", "chain", "inet", "colo_it", "out", "{ type filter hook output priority 0 ; }").orThrow();
+        for (String chain : new String[] {"in", "out"}) {
+            for (String dir : new String[] {"sport", "dport"}) {
+                b.ns.exec("nft", "add", "rule", "inet", "colo_it", chain, "tcp", dir, Integer.toString(LINK_PORT), "numgen", "random",
+                        "mod", "100", "<", Integer.toString(percent), "drop").orThrow();
+            }
+        }
     }
 
     public void healLink() {

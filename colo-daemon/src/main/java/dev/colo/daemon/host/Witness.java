@@ -14,6 +14,23 @@ public final class Witness {
     /** The answer and how long it took, worded for the log. */
     public record Answer(boolean answered, long rttMs, String evidence) {}
 
+    /**
+     * Opens (and closes) a TCP connection: proves a daemon listens there. A refusal means the host
+     * is up but nothing listens; a timeout means the host or the path is gone.
+     */
+    public static Answer connect(java.net.InetSocketAddress address, long timeoutMs) {
+        long t0 = System.nanoTime();
+        try (java.net.Socket s = new java.net.Socket()) {
+            s.connect(address, (int) timeoutMs);
+            long ms = (System.nanoTime() - t0) / 1_000_000;
+            return new Answer(true, ms, address.getHostString() + ":" + address.getPort() + " accepted a connection in " + ms + " ms");
+        } catch (java.net.SocketTimeoutException e) {
+            return new Answer(false, -1, address.getHostString() + ":" + address.getPort() + " silent for " + timeoutMs + " ms");
+        } catch (IOException e) {
+            return new Answer(false, -1, address.getHostString() + ":" + address.getPort() + " refused (" + e.getMessage() + ")");
+        }
+    }
+
     public static Answer ping(String address, long timeoutMs, int attempts) {
         long t0 = System.nanoTime();
         for (int i = 0; i < attempts; i++) {

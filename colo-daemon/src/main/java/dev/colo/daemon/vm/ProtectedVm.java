@@ -180,6 +180,9 @@ public final class ProtectedVm implements ControlApi, AutoCloseable {
             });
         }
         pump = new TapPump(tap, path, this::onTapFrame);
+        if (!startsPrimary) {
+            sweepLeftoverStandbys();
+        }
         events.info("node_started", "colo node started", "role", role(), "tap", tap.name(),
                 "proxy_port", startsPrimary ? pvmPort.port() : "per-standby");
 
@@ -206,6 +209,27 @@ public final class ProtectedVm implements ControlApi, AutoCloseable {
         control.scheduleAtFixedRate(this::tick, cfg.link().heartbeatIntervalMs(), cfg.link().heartbeatIntervalMs(), TimeUnit.MILLISECONDS);
         if (startsPrimary && cfg.vm().pairOnStart()) {
             post(() -> startPairing("pair-on-start is set in the config"));
+        }
+    }
+
+    /**
+     * A secondary daemon that died leaves its SVM and standby domains behind. Stopped ones are
+     * removed; running ones are only reported: one of them may be a promoted SVM serving clients.
+     */
+    private void sweepLeftoverStandbys() {
+        String prefix = vm + "-colo-svm-";
+        for (DomainRef d : hv.list()) {
+            if (!d.name().startsWith(prefix)) {
+                continue;
+            }
+            if (hv.state(d).isActive()) {
+                events.warn("leftover_svm", "a replica domain from an earlier run is still running; colo leaves it alone",
+                        "domain", d.name(), "action", "if no client is served by it: virsh destroy " + d.name() + "; virsh undefine "
+                                + d.name());
+            } else {
+                hv.undefine(d);
+                events.info("leftover_svm_removed", "removed a stopped replica domain left by an earlier run", "domain", d.name());
+            }
         }
     }
 
@@ -367,11 +391,24 @@ public final class ProtectedVm implements ControlApi, AutoCloseable {
             boolean secondarySide = sm.role() == FailoverStateMachine.Role.SECONDARY;
             probes.execute(() -> {
                 Witness.Answer w = Witness.ping(cfg.witness().address(), cfg.witness().timeoutMs(), 2);
-                Witness.Answer lan = secondarySide ? Witness.ping(cfg.vm().ip(), cfg.witness().timeoutMs(), 3)
-                        : new Witness.Answer(false, -1, "not asked");
-                String evidence = "witness " + w.evidence() + (secondarySide ? "; VM address " + lan.evidence() : "") + "; probe took "
-                        + (System.nanoTime() - asked) / 1_000_000 + " ms";
-                post(() -> sm.onVerdict(new Verdict(w.answered(), lan.answered(), evidence), System.nanoTime()));
+                String evidence = "witness " + w.evidence();
+                boolean primaryAlive = false;
+                if (secondarySide && w.answered()) {
+                    // Is anyone still serving? The primary daemon on a fresh connection (the
+                    // replication stream may only be stalled behind bulk data), then the VM's
+                    // address itself (a partition that drops the link port also drops our probe).
+                    Witness.Answer daemon = Witness.connect(cfg.peer().link(), Math.max(1000, 3 * cfg.witness().timeoutMs()));
+                    evidence += "; primary daemon " + daemon.evidence();
+                    primaryAlive = daemon.answered();
+                    if (!primaryAlive) {
+                        Witness.Answer vmAddress = Witness.ping(cfg.vm().ip(), cfg.witness().timeoutMs(), 3);
+                        evidence += "; VM address " + vmAddress.evidence();
+                        primaryAlive = vmAddress.answered();
+                    }
+                }
+                String all = evidence + "; probe took " + (System.nanoTime() - asked) / 1_000_000 + " ms";
+                boolean alive = primaryAlive;
+                post(() -> sm.onVerdict(new Verdict(w.answered(), alive, all), System.nanoTime()));
             });
         }
 
@@ -686,14 +723,21 @@ public final class ProtectedVm implements ControlApi, AutoCloseable {
 
     private final class EngineListener implements PrimaryCheckpointEngine.Listener {
         @Override
+        public void onPausing(long epoch) {
+            try {
+                call(path, () -> {
+                    primaryPath.onCheckpointStarting(epoch);
+                    return null;
+                });
+            } catch (Exception e) {
+                log.atWarn().addKeyValue("vm", vm).addKeyValue("epoch", epoch).addKeyValue("reason", e.toString())
+                        .log("proxy did not switch to the next SVM before the pause");
+            }
+        }
+
+        @Override
         public void onSnapshot(long epoch) {
-            path.execute(() -> {
-                if (!primaryPath.isProtected()) {
-                    primaryPath.protect(epoch, System.nanoTime());
-                } else {
-                    primaryPath.onSnapshot(epoch);
-                }
-            });
+            path.execute(() -> primaryPath.onSnapshot(epoch, System.nanoTime()));
         }
 
         @Override
@@ -712,6 +756,7 @@ public final class ProtectedVm implements ControlApi, AutoCloseable {
 
         @Override
         public void onAbandon(long epoch, String reason) {
+            path.execute(() -> primaryPath.onCheckpointAbandoned(epoch));
             events.warn("checkpoint_abandoned", "checkpoint abandoned; the current SVM stays, the next one is full", "epoch", epoch,
                     "reason", reason);
         }
@@ -880,6 +925,9 @@ public final class ProtectedVm implements ControlApi, AutoCloseable {
         }
         String name = e.domain().name();
         post(() -> {
+            if (stopping) {
+                return; // our own shutdown retires the SVM and standby
+            }
             if (startsPrimary && pvm != null && pvm.name().equals(name) && !restartingPvm) {
                 String why = "PVM " + name + " " + e.kind().name().toLowerCase() + (e.detail() == null ? "" : " (" + e.detail() + ")");
                 events.error("pvm_lost", "the PVM stopped", "domain", name, "kind", e.kind(), "detail", e.detail());

@@ -20,6 +20,8 @@ public final class PrimaryPath {
     private final EpochFrameSink toSecondary;
     private final Comparator comparator;
     private long epoch;
+    /** A checkpoint to this epoch is starting: client frames go to its SVM too (0: none). */
+    private long nextEpoch;
     private boolean protectedMode;
     private boolean fenced;
     private long staleSecondaryDropped;
@@ -55,6 +57,10 @@ public final class PrimaryPath {
             toSecondary.accept(epoch, new Frame(frame.data().retainedDuplicate(), frame.vnetHdrLen()));
             duplicatedToSecondary++;
         }
+        if (nextEpoch > epoch) {
+            toSecondary.accept(nextEpoch, new Frame(frame.data().retainedDuplicate(), frame.vnetHdrLen()));
+            duplicatedToSecondary++;
+        }
         toPvm.accept(frame);
     }
 
@@ -78,12 +84,35 @@ public final class PrimaryPath {
     }
 
     /**
-     * The PVM was paused and snapshotted as checkpoint {@code newEpoch}: client frames from now on
-     * belong to the SVM that will be built from it.
+     * A checkpoint to {@code next} is about to pause the PVM. Whether a frame sent now reaches the
+     * PVM before or after the pause cannot be known from here, so from now until the snapshot each
+     * client frame also goes to the SVM that {@code next} will build. That SVM may see a frame twice
+     * (TCP drops the duplicate) but never misses one the PVM processed after its snapshot.
      */
-    public void onSnapshot(long newEpoch) {
+    public void onCheckpointStarting(long next) {
+        if (next > epoch) {
+            nextEpoch = next;
+        }
+    }
+
+    /** The checkpoint to {@code abandoned} will not happen. */
+    public void onCheckpointAbandoned(long abandoned) {
+        if (nextEpoch == abandoned) {
+            nextEpoch = 0;
+        }
+    }
+
+    /**
+     * The PVM was paused and snapshotted as checkpoint {@code newEpoch}: client frames from now on
+     * belong to the SVM that will be built from it. The first snapshot of a pairing starts comparing.
+     */
+    public void onSnapshot(long newEpoch, long nowNs) {
         if (newEpoch <= epoch) {
             throw new IllegalArgumentException("epochs only grow: " + newEpoch + " after " + epoch);
+        }
+        nextEpoch = 0;
+        if (!protectedMode) {
+            protect(newEpoch, nowNs);
         }
         epoch = newEpoch;
     }
@@ -105,6 +134,7 @@ public final class PrimaryPath {
     /** No secondary: release everything held and stop comparing. */
     public void unprotect(long nowNs) {
         protectedMode = false;
+        nextEpoch = 0;
         comparator.setPassthrough(true, nowNs);
     }
 

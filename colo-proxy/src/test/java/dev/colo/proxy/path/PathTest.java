@@ -67,11 +67,38 @@ class PathTest {
     void snapshotTagsLaterIngressAndCommitReleasesHeldOutput() {
         primary.protect(1, 0);
         primary.onPvmFrame(f.udp(2, 1, "pending".getBytes()), 0);
-        primary.onSnapshot(2);
+        primary.onSnapshot(2, 0);
         primary.onClientFrame(f.udp(1, 2, "after snapshot".getBytes()), 0);
         assertThat(toSecondaryEpochs).containsExactly(2L);
         primary.onCheckpointCommitted(2, 0);
         assertThat(toClient).hasSize(1);
+    }
+
+    @Test
+    void aroundThePauseClientFramesGoToBothTheRunningAndTheNextSvm() {
+        primary.protect(1, 0);
+        primary.onCheckpointStarting(2);
+        primary.onClientFrame(f.udp(1, 2, "during pause".getBytes()), 0);
+        assertThat(toSecondaryEpochs).as("the old SVM and the one checkpoint 2 builds").containsExactly(1L, 2L);
+        primary.onSnapshot(2, 0);
+        primary.onClientFrame(f.udp(1, 2, "after snapshot".getBytes()), 0);
+        assertThat(toSecondaryEpochs).containsExactly(1L, 2L, 2L);
+        primary.onCheckpointStarting(3);
+        primary.onCheckpointAbandoned(3);
+        primary.onClientFrame(f.udp(1, 2, "after abort".getBytes()), 0);
+        assertThat(toSecondaryEpochs).containsExactly(1L, 2L, 2L, 2L);
+    }
+
+    @Test
+    void theFirstCheckpointOfAPairingStartsComparing() {
+        assertThat(primary.isProtected()).isFalse();
+        primary.onCheckpointStarting(1);
+        primary.onClientFrame(f.udp(1, 2, "before the first snapshot".getBytes()), 0);
+        assertThat(toSecondaryEpochs).containsExactly(1L);
+        primary.onSnapshot(1, 0);
+        assertThat(primary.isProtected()).isTrue();
+        primary.onPvmFrame(f.udp(2, 1, "held now".getBytes()), 0);
+        assertThat(toClient).isEmpty();
     }
 
     @Test

@@ -257,6 +257,25 @@ public final class LibvirtHypervisor implements Hypervisor {
     }
 
     @Override
+    public java.util.List<DomainRef> list() {
+        Blocking.assertAllowed("list");
+        Connect c = connection();
+        try {
+            java.util.List<DomainRef> all = new java.util.ArrayList<>();
+            for (Domain d : c.listAllDomains(0)) {
+                try {
+                    all.add(refOf(d));
+                } finally {
+                    d.free();
+                }
+            }
+            return all;
+        } catch (LibvirtException e) {
+            throw LibvirtGate.translate("list domains", "*", e);
+        }
+    }
+
+    @Override
     public DomainState state(DomainRef domain) {
         return withDomain(domain, "get state", d -> mapState(d.getInfo().state));
     }
