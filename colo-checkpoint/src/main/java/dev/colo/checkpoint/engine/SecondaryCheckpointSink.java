@@ -37,6 +37,13 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
         default void onStandbyStarted(long forEpoch, DomainRef standby) {
         }
 
+        /**
+         * {@code standby} holds checkpoint {@code epoch} and is about to run: route its traffic now,
+         * so that nothing it sends in its first moments is lost. Called before {@code cont}.
+         */
+        default void onSvmStarting(long epoch, DomainRef standby) {
+        }
+
         /** {@code svm} runs as the SVM of {@code epoch}; swap traffic to it. */
         void onSvmReplaced(long epoch, DomainRef svm, DomainRef retired);
     }
@@ -179,6 +186,7 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
             standbyRam.close();
             standbyRam = null;
             hv.loadDeviceState(standby, new DeviceState(device), QMP);
+            listener.onSvmStarting(epoch, standby);
             hv.resume(standby, QMP);
         } catch (HypervisorException ex) {
             log.atError().addKeyValue("pair", pair).addKeyValue("epoch", epoch).addKeyValue("standby", standby.name())

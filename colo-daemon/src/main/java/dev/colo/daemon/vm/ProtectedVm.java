@@ -814,10 +814,24 @@ public final class ProtectedVm implements ControlApi, AutoCloseable {
         sink = new SecondaryCheckpointSink(pair, hv, seq -> standbyXml(req, runId, seq), req.getGuestRamBytes(), linkPort(),
                 new SecondaryCheckpointSink.Listener() {
                     @Override
+                    public void onSvmStarting(long epoch, DomainRef standby) {
+                        // Before cont: the new SVM's first frames must find their way, and the
+                        // input buffered for its epoch waits in its socket until it runs.
+                        try {
+                            call(path, () -> {
+                                currentSvm = standby.name();
+                                secondaryPath.onSvmReplaced(epoch);
+                                return null;
+                            });
+                        } catch (Exception e) {
+                            log.atWarn().addKeyValue("vm", vm).addKeyValue("epoch", epoch).addKeyValue("reason", e.toString())
+                                    .log("could not route traffic to the new SVM before it runs");
+                        }
+                    }
+
+                    @Override
                     public void onSvmReplaced(long epoch, DomainRef svm, DomainRef retired) {
                         path.execute(() -> {
-                            currentSvm = svm.name();
-                            secondaryPath.onSvmReplaced(epoch);
                             if (retired != null) {
                                 quietly(svmPorts.remove(retired.name()));
                             }

@@ -25,6 +25,7 @@ public final class SecondaryPath {
     private boolean promoted;
     private long bufferOverflowDropped;
     private long staleIngressDropped;
+    private long selfAnnounceDropped;
 
     private record Tagged(long epoch, Frame frame) {}
 
@@ -77,6 +78,13 @@ public final class SecondaryPath {
 
     /** A frame the SVM sent. */
     public void onSvmFrame(Frame frame) {
+        if (!promoted && isRarp(frame)) {
+            // QEMU announces a VM that finished loading with RARP frames; they are the hypervisor's,
+            // not the guest's, and the PVM never sends them, so comparing them would only age out.
+            selfAnnounceDropped++;
+            frame.release();
+            return;
+        }
         rewriter.outOfSvm(frame.ethernet(), promoted);
         if (promoted) {
             toClientDirect.accept(frame);
@@ -135,6 +143,15 @@ public final class SecondaryPath {
 
     public long bufferOverflowDropped() {
         return bufferOverflowDropped;
+    }
+
+    private static boolean isRarp(Frame frame) {
+        var eth = frame.ethernet();
+        return eth.readableBytes() >= 14 && eth.getUnsignedShort(eth.readerIndex() + 12) == 0x8035;
+    }
+
+    public long selfAnnounceDropped() {
+        return selfAnnounceDropped;
     }
 
     public long staleIngressDropped() {

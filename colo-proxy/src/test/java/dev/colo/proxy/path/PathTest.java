@@ -189,4 +189,20 @@ class PathTest {
         fr.ethernet().getBytes(v.payloadOffset(), b);
         return new String(b);
     }
+
+    @Test
+    void qemusRarpSelfAnnouncementFromANewSvmIsNotCompared() {
+        SecondaryPath s = secondary(16);
+        s.onSvmReplaced(1);
+        io.netty.buffer.ByteBuf rarp = io.netty.buffer.Unpooled.buffer(60);
+        rarp.writeBytes(new byte[] {-1, -1, -1, -1, -1, -1, 0x52, 0x54, 0, 1, 2, 3, (byte) 0x80, 0x35});
+        rarp.writeZero(46);
+        s.onSvmFrame(Frame.of(rarp));
+        assertThat(svmToPrimary).isEmpty();
+        assertThat(s.selfAnnounceDropped()).isEqualTo(1);
+        s.onSvmFrame(f.udp(2, 1, "guest output".getBytes()));
+        assertThat(svmToPrimary).hasSize(1);
+        svmToPrimary.forEach(Frame::release);
+        s.close();
+    }
 }
