@@ -12,7 +12,8 @@ import picocli.CommandLine.Command;
         versionProvider = ColoCommand.Version.class,
         description = "COLO non-stop service for KVM/QEMU VMs.",
         subcommands = {DaemonCommands.Status.class, DaemonCommands.Pair.class, DaemonCommands.Unpair.class, DaemonCommands.FailoverVerb.class,
-            DaemonCommands.Checkpoint.class, DaemonCommands.Events.class, DaemonCommands.Daemon.class, CompareCommand.class,
+            DaemonCommands.Checkpoint.class, DaemonCommands.Events.class, DaemonCommands.Daemon.class, dev.colo.cli.demo.DemoCommand.class,
+            CompareCommand.class,
             CertsCommand.class, ColoCommand.VersionCommand.class, CommandLine.HelpCommand.class})
 public final class ColoCommand implements Runnable {
 

@@ -3,7 +3,7 @@ package dev.colo.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import dev.colo.cli.lab.HostPairLab;
+import dev.colo.cli.demo.HostPairLab;
 import dev.colo.host.posix.NetNamespace;
 import dev.colo.testkit.LabLan;
 import dev.colo.testkit.Shell;

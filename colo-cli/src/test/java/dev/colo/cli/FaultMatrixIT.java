@@ -3,8 +3,8 @@ package dev.colo.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import dev.colo.cli.lab.ClientLoad;
-import dev.colo.cli.lab.HostPairLab;
+import dev.colo.cli.demo.ClientLoad;
+import dev.colo.cli.demo.HostPairLab;
 import dev.colo.testkit.Shell;
 import java.io.PrintWriter;
 import java.io.StringWriter;
@@ -89,6 +89,7 @@ class FaultMatrixIT {
     static void report(String fault, List<ClientLoad.Answer> a, HostPairLab lab) {
         System.out.printf("fault matrix: %-28s requests=%d unanswered=%d continuous=%s longest_gap_ms=%d a=%s b=%s%n", fault, a.size(),
                 ClientLoad.unanswered(a), ClientLoad.continuous(a), ClientLoad.longestGapMs(a), state(lab.a), state(lab.b));
+        System.out.println("fault matrix: " + fault + " answers (count and time taken): " + ClientLoad.describe(a));
         assertThat(ClientLoad.unanswered(a)).as("requests without an answer").isZero();
         assertThat(ClientLoad.continuous(a)).as("the counter the client saw: " + ClientLoad.describe(a)).isTrue();
     }
@@ -114,7 +115,7 @@ class FaultMatrixIT {
             await("host-b ACTIVE", lab, Duration.ofSeconds(30), () -> state(lab.b).equals("ACTIVE"));
             Thread.sleep(3000);
             report("kill -9 primary daemon", load.stop(), lab);
-            assertThat(lab.b.logText()).contains("witness answered").contains("refused").contains("VM address 10.201.0.2 silent");
+            assertThat(lab.b.logText()).contains("witness answered").contains("primary daemon 10.201.0.11:7450").contains("VM address 10.201.0.2 silent");
         }
     }
 

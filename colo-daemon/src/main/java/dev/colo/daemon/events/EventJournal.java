@@ -36,6 +36,11 @@ public final class EventJournal {
         return record(Level.INFO, kind, message, kv);
     }
 
+    /** An event another component already logged in its own words: kept for the stream, not logged again. */
+    public DaemonEvent unlogged(String kind, String message, Object... kv) {
+        return record(null, kind, message, kv);
+    }
+
     public DaemonEvent warn(String kind, String message, Object... kv) {
         return record(Level.WARN, kind, message, kv);
     }
@@ -60,9 +65,11 @@ public final class EventJournal {
                 ring.removeFirst();
             }
         }
-        LoggingEventBuilder b = log.atLevel(level).addKeyValue("event", kind);
-        fields.forEach(b::addKeyValue);
-        b.log(message);
+        if (level != null) {
+            LoggingEventBuilder b = log.atLevel(level).addKeyValue("event", kind);
+            fields.forEach(b::addKeyValue);
+            b.log(message);
+        }
         for (Consumer<DaemonEvent> f : followers) {
             f.accept(e);
         }

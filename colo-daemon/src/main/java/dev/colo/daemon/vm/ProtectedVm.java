@@ -765,6 +765,10 @@ public final class ProtectedVm implements ControlApi, AutoCloseable {
         public void onRecord(CheckpointRecord r) {
             lastRecord = r;
             lastRecordAtMs = System.currentTimeMillis();
+            events.unlogged("checkpoint", r.committed() ? "checkpoint committed" : "checkpoint aborted", "epoch", r.epoch(), "trigger",
+                    r.trigger().name().toLowerCase(), "reason", r.reason(), "full", r.full(), "paused_ms",
+                    Math.round(r.pausedNs() / 1e5) / 10.0, "dirty_pages", r.dirtyPages(), "wire_bytes", r.wireBytes(), "svm_ready_ms",
+                    Math.round(r.svmReadyNs() / 1e5) / 10.0, "outcome", r.outcome());
             metrics.checkpoints.labelValues(vm, r.trigger().name().toLowerCase(), r.outcome()).inc();
             if (r.committed()) {
                 metrics.pausedSeconds.labelValues(vm).observe(r.pausedNs() / 1e9);

@@ -1,4 +1,4 @@
-package dev.colo.cli.lab;
+package dev.colo.cli.demo;
 
 import dev.colo.checkpoint.link.PairCertificates;
 import dev.colo.testkit.Lab;

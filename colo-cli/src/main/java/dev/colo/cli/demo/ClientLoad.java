@@ -1,4 +1,4 @@
-package dev.colo.cli.lab;
+package dev.colo.cli.demo;
 
 import dev.colo.testkit.LabLan;
 import java.time.Duration;
