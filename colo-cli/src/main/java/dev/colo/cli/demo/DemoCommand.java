@@ -72,7 +72,7 @@ public final class DemoCommand implements Callable<Integer> {
         Runtime.getRuntime().addShutdownHook(cleanup);
         try {
             step("creating namespaces client, host-a, host-b on one bridge; pair certificates; the test guest's domain");
-            holder[0] = new HostPairLab("demo");
+            holder[0] = new HostPairLab("colo-demo-", "demo");
             HostPairLab lab = holder[0];
             ObjectNode summary = run(lab);
             if (json) {

@@ -63,11 +63,17 @@ public final class HostPairLab implements AutoCloseable {
         }
     }
 
+    /** A lab for a test: its domain is colo-it-TAG-PID. */
     public HostPairLab(String tag) throws Exception {
+        this("colo-it-" + tag + "-", tag);
+    }
+
+    /** @param domainPrefix the guest's domain name before the pid; leftovers with it are swept first */
+    public HostPairLab(String domainPrefix, String tag) throws Exception {
         Lab.require();
         long pid = ProcessHandle.current().pid() % 100000;
-        domain = "colo-it-" + tag + "-" + ProcessHandle.current().pid();
-        Lab.sweepStaleDomains("colo-it-" + tag + "-");
+        domain = domainPrefix + ProcessHandle.current().pid();
+        Lab.sweepStaleDomains(domainPrefix);
         dir = Files.createTempDirectory("colo-pair-" + tag);
         LabLan l = null;
         NetNs na = null;
