@@ -59,6 +59,14 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
         t.setDaemon(true);
         return t;
     });
+    // Starting a QEMU takes far longer than a checkpoint: the next standby starts here, in the
+    // background, while the current one waits filled for the next commit.
+    private final ExecutorService starter = Executors.newSingleThreadExecutor(r -> {
+        Thread t = new Thread(r, "colo-ckpt-standby-start");
+        t.setDaemon(true);
+        return t;
+    });
+    private java.util.concurrent.Future<Started> starting;
     private ShadowMemory shadow;
     private DomainRef svm;
     private DomainRef standby;
@@ -66,7 +74,10 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
     private CheckpointAssembler assembling;
     private String assemblyFailure;
     private long standbySeq;
-    private boolean tookOver;
+    private volatile boolean tookOver;
+
+    /** A standby that runs (paused, waiting for device state) with its RAM mapped, not yet filled. */
+    private record Started(DomainRef domain, GuestRam ram) {}
 
     /**
      * @param standbyXml the libvirt XML of the standby to start for a given sequence number (a
@@ -119,6 +130,7 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
                     retire(standby);
                     standby = null;
                 }
+                retireStarting();
                 return svm;
             }).get(30, TimeUnit.SECONDS);
         } catch (Exception ex) {
@@ -169,8 +181,12 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
             assembling = null;
             return;
         }
+        ensureStandby();
         if (standby == null) {
+            nack(epoch, Status.UNAVAILABLE, "no standby could be started; see the secondary's log");
+            assembling = null;
             prepareStandby();
+            return;
         }
         byte[] device;
         try {
@@ -234,35 +250,91 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
         return Envelope.newBuilder().setProtocolVersion(LinkProtocol.VERSION).setPair(pair).setEpoch(epoch).setRole(Role.SECONDARY);
     }
 
-    /** Starts the next standby and fills its RAM from the shadow, outside any checkpoint. */
+    /**
+     * Gets the next standby going without waiting for it: one QEMU starts in the background; when
+     * it is already up, it is filled from the shadow now, outside any checkpoint.
+     */
     private void prepareStandby() {
-        if (tookOver) {
+        if (tookOver || standby != null) {
             return;
         }
-        long seq = ++standbySeq;
+        if (starting == null) {
+            starting = starter.submit(this::startOne);
+        }
+        if (starting.isDone()) {
+            fillStarted();
+        }
+    }
+
+    /** At a commit: waits for a started standby if none is filled yet. */
+    private void ensureStandby() {
+        if (standby != null || tookOver) {
+            return;
+        }
+        if (starting == null) {
+            starting = starter.submit(this::startOne);
+        }
+        fillStarted();
+    }
+
+    private void fillStarted() {
+        Started s;
         try {
-            standby = hv.define(standbyXml.apply(seq));
-            hv.start(standby, true);
+            s = starting.get(120, TimeUnit.SECONDS);
+        } catch (Exception ex) {
+            Throwable cause = ex instanceof java.util.concurrent.ExecutionException && ex.getCause() != null ? ex.getCause() : ex;
+            log.atError().addKeyValue("pair", pair).addKeyValue("reason", String.valueOf(cause.getMessage()))
+                    .log("cannot prepare a standby; the next checkpoint will be refused until one starts");
+            starting = null;
+            return;
+        }
+        starting = null;
+        for (long off = 0; off < guestRamBytes; off += shadow.chunkSize()) {
+            int len = (int) Math.min(shadow.chunkSize(), guestRamBytes - off);
+            s.ram().write(off, shadow.view(off, len));
+        }
+        standby = s.domain();
+        standbyRam = s.ram();
+        starting = starter.submit(this::startOne); // the one after next, in the background
+    }
+
+    /** Defines and starts one standby (paused, {@code -incoming defer}) and maps its RAM. Starter thread. */
+    private Started startOne() {
+        long seq = ++standbySeq;
+        DomainRef d = null;
+        try {
+            d = hv.define(standbyXml.apply(seq));
+            hv.start(d, true);
             try {
-                listener.onStandbyStarted(seq, standby);
+                listener.onStandbyStarted(seq, d);
             } catch (RuntimeException ex) {
-                log.atWarn().addKeyValue("pair", pair).addKeyValue("standby", standby.name()).addKeyValue("reason", ex.getMessage())
+                log.atWarn().addKeyValue("pair", pair).addKeyValue("standby", d.name()).addKeyValue("reason", ex.getMessage())
                         .log("standby started but the daemon could not wire it up");
             }
-            standbyRam = hv.mapGuestRam(standby);
-            standbyRam.prefault();
-            for (long off = 0; off < guestRamBytes; off += shadow.chunkSize()) {
-                int len = (int) Math.min(shadow.chunkSize(), guestRamBytes - off);
-                standbyRam.write(off, shadow.view(off, len));
+            GuestRam ram = hv.mapGuestRam(d);
+            ram.prefault();
+            return new Started(d, ram);
+        } catch (RuntimeException ex) {
+            if (d != null) {
+                retire(d);
             }
-        } catch (HypervisorException ex) {
-            log.atError().addKeyValue("pair", pair).addKeyValue("reason", ex.getMessage())
-                    .log("cannot prepare a standby; the next checkpoint will be refused until one starts");
-            if (standby != null) {
-                retire(standby);
-            }
-            standby = null;
+            throw ex;
         }
+    }
+
+    /** Retires a standby still starting (close, takeover). Worker thread. */
+    private void retireStarting() {
+        if (starting == null) {
+            return;
+        }
+        try {
+            Started s = starting.get(60, TimeUnit.SECONDS);
+            s.ram().close();
+            retire(s.domain());
+        } catch (Exception ex) {
+            // it failed to start: nothing to retire
+        }
+        starting = null;
     }
 
     private void retire(DomainRef d) {
@@ -287,10 +359,12 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
                 if (svm != null && !tookOver) {
                     retire(svm);
                 }
-            }).get(30, TimeUnit.SECONDS);
+                retireStarting();
+            }).get(90, TimeUnit.SECONDS);
         } catch (Exception e) {
             log.atWarn().addKeyValue("pair", pair).addKeyValue("reason", e.toString()).log("unclean sink shutdown");
         }
         worker.shutdownNow();
+        starter.shutdownNow();
     }
 }
