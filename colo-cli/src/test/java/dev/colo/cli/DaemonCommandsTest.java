@@ -24,8 +24,6 @@ import picocli.CommandLine;
  * the daemon's own ControlServer with a test double behind it (DaemonPairIT runs the real daemon).
  */
 class DaemonCommandsTest {
-    record Run(int code, String out, String err) {}
-
     final List<String> calls = new java.util.concurrent.CopyOnWriteArrayList<>();
     Path socket;
     ControlServer server;
@@ -117,14 +115,8 @@ class DaemonCommandsTest {
         server.close();
     }
 
-    Run colo(String... args) {
-        CommandLine cl = ColoCommand.commandLine();
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        cl.setOut(new PrintWriter(out));
-        cl.setErr(new PrintWriter(err));
-        int code = cl.execute(args);
-        return new Run(code, out.toString(), err.toString());
+    ColoRun colo(String... args) {
+        return ColoRun.of(args);
     }
 
     String s() {
@@ -133,23 +125,23 @@ class DaemonCommandsTest {
 
     @Test
     void statusPrintsATableAndJson() throws Exception {
-        Run r = colo("status", "--socket", s());
+        ColoRun r = colo("status", "--socket", s());
         assertThat(r.code()).isZero();
         assertThat(r.out()).contains("VM").contains("PROTECTED").contains("host-b@10.0.0.12:7450").contains("up (last heartbeat 12 ms ago)")
                 .contains("epoch 9, 2 s ago, divergence (tcp payload mismatch), committed, paused 41.2 ms, 310 pages")
                 .contains("checkpoints/minute   4").contains("held output          3 frames");
-        Run j = colo("status", "--json", "--socket", s());
+        ColoRun j = colo("status", "--json", "--socket", s());
         assertThat(ControlClient.JSON.readTree(j.out()).path("last_checkpoint").path("paused_ms").asDouble()).isEqualTo(41.2);
     }
 
     @Test
     void pairShowsProgressAndTheResultOrTheReason() {
-        Run ok = colo("pair", "web1", "--socket", s(), "--timeout", "30");
+        ColoRun ok = colo("pair", "web1", "--socket", s(), "--timeout", "30");
         assertThat(ok.code()).isZero();
         assertThat(ok.err()).contains("pairing web1: preparing the PVM");
         assertThat(ok.out()).contains("web1 PROTECTED by host-b at epoch 9");
         assertThat(calls).contains("pair web1 30");
-        Run missing = colo("pair", "db7", "--socket", s());
+        ColoRun missing = colo("pair", "db7", "--socket", s());
         assertThat(missing.code()).isEqualTo(ExitCodes.OPERATION_FAILED);
         assertThat(missing.err()).contains("colo pair: domain 'db7' not found in libvirt");
     }
@@ -157,36 +149,36 @@ class DaemonCommandsTest {
     @Test
     void unpairCheckpointAndEvents() {
         assertThat(colo("unpair", "web1", "--socket", s()).out()).contains("web1 is UNPROTECTED");
-        Run c = colo("checkpoint", "web1", "--socket", s());
+        ColoRun c = colo("checkpoint", "web1", "--socket", s());
         assertThat(c.out()).contains("checkpoint 10 committed: PVM paused 39.5 ms, 120 dirty pages, 480 KiB raw");
         events.info("state", "state changed", "from", "STANDBY", "to", "ACTIVE", "reason", "primary lost");
-        Run e = colo("events", "--socket", s());
+        ColoRun e = colo("events", "--socket", s());
         assertThat(e.code()).isZero();
         assertThat(e.out()).contains("state").contains("state changed from=STANDBY to=ACTIVE reason=primary lost").doesNotContain("node=");
-        Run ej = colo("events", "--json", "--socket", s());
+        ColoRun ej = colo("events", "--json", "--socket", s());
         assertThat(ej.out()).contains("\"kind\":\"state\"").contains("\"to\":\"ACTIVE\"");
     }
 
     @Test
     void failoverNeedsAModeAndAConfirmation() {
-        Run none = colo("failover", "web1", "--socket", s());
+        ColoRun none = colo("failover", "web1", "--socket", s());
         assertThat(none.code()).isEqualTo(ExitCodes.USAGE);
         assertThat(none.err()).contains("exactly one of --planned");
-        Run unconfirmed = colo("failover", "web1", "--force", "--socket", s());
+        ColoRun unconfirmed = colo("failover", "web1", "--force", "--socket", s());
         assertThat(unconfirmed.code()).isEqualTo(ExitCodes.FAILED);
         assertThat(unconfirmed.err()).contains("not confirmed; nothing done");
         assertThat(calls).noneMatch(c -> c.startsWith("failover"));
-        Run forced = colo("failover", "web1", "--force", "--yes", "--socket", s());
+        ColoRun forced = colo("failover", "web1", "--force", "--yes", "--socket", s());
         assertThat(forced.code()).isZero();
         assertThat(forced.out()).contains("this node is now ACTIVE");
-        Run planned = colo("failover", "web1", "--planned", "-y", "--socket", s());
+        ColoRun planned = colo("failover", "web1", "--planned", "-y", "--socket", s());
         assertThat(planned.code()).isEqualTo(ExitCodes.OPERATION_FAILED);
         assertThat(planned.err()).contains("starts on the primary");
     }
 
     @Test
     void aMissingDaemonIsExplained() {
-        Run r = colo("status", "--socket", socket.resolveSibling("absent.sock").toString());
+        ColoRun r = colo("status", "--socket", socket.resolveSibling("absent.sock").toString());
         assertThat(r.code()).isEqualTo(ExitCodes.DAEMON_UNREACHABLE);
         assertThat(r.err()).contains("the colo daemon is not running").contains("systemctl start colo@VM");
     }
@@ -194,7 +186,7 @@ class DaemonCommandsTest {
     @Test
     void everyVerbHasHelpWithExamples() {
         for (String verb : List.of("status", "pair", "unpair", "failover", "checkpoint", "events", "daemon")) {
-            Run r = colo(verb, "--help");
+            ColoRun r = colo(verb, "--help");
             assertThat(r.code()).as(verb).isZero();
             assertThat(r.out()).as(verb).contains("Usage: colo " + verb).contains("Examples:");
         }

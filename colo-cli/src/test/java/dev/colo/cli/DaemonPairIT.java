@@ -27,18 +27,8 @@ import picocli.CommandLine;
  * TCP connection alive.
  */
 class DaemonPairIT {
-    record Run(int code, String out, String err) {}
-
-    static Run colo(String... args) {
-        CommandLine cl = ColoCommand.commandLine();
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        cl.setOut(new PrintWriter(out));
-        cl.setErr(new PrintWriter(err));
-        int code = cl.execute(args);
-        Run r = new Run(code, out.toString(), err.toString());
-        System.out.println("$ colo " + String.join(" ", args) + "  -> exit " + code + "\n" + r.out() + r.err());
-        return r;
+    static ColoRun colo(String... args) {
+        return ColoRun.shown(args);
     }
 
     @Test
@@ -52,7 +42,7 @@ class DaemonPairIT {
             String sa = lab.a.socket.toString();
             String sb = lab.b.socket.toString();
 
-            Run pair = colo("pair", lab.domain, "--socket", sa);
+            ColoRun pair = colo("pair", lab.domain, "--socket", sa);
             assertThat(pair.code()).as(pair.err() + "\n--- host-a log:\n" + lab.a.logText() + "\n--- host-b log:\n" + lab.b.logText()).isZero();
             assertThat(pair.out()).contains("PROTECTED");
 
@@ -70,17 +60,17 @@ class DaemonPairIT {
             out.write("before failover\n".getBytes(StandardCharsets.US_ASCII));
             assertThat(in.readLine()).isEqualTo("before failover");
 
-            Run ckpt = colo("checkpoint", lab.domain, "--socket", sa);
+            ColoRun ckpt = colo("checkpoint", lab.domain, "--socket", sa);
             assertThat(ckpt.code()).as(ckpt.err()).isZero();
             assertThat(ckpt.out()).contains("committed");
             int third = lab.lan.counter(Duration.ofSeconds(20));
             assertThat(third).isEqualTo(first + 2);
 
-            Run statusA = colo("status", "--json", "--socket", sa);
+            ColoRun statusA = colo("status", "--json", "--socket", sa);
             JsonNode a = ControlClient.JSON.readTree(statusA.out());
             assertThat(a.path("state").asText()).isEqualTo("PROTECTED");
             assertThat(a.path("epoch").asLong()).isGreaterThanOrEqualTo(2);
-            Run statusB = colo("status", "--socket", sb);
+            ColoRun statusB = colo("status", "--socket", sb);
             assertThat(statusB.out()).contains("STANDBY");
             assertThat(Shell.run(Duration.ofSeconds(10), "ip", "netns", "exec", lab.a.ns.name(), "curl", "-s",
                     "http://127.0.0.1:9467/metrics").out()).contains("colo_checkpoint_paused_seconds_bucket").contains("colo_epoch");
@@ -97,10 +87,10 @@ class DaemonPairIT {
             assertThat(in.readLine()).as("the same TCP connection, now served by the promoted SVM").isEqualTo("after failover");
             echo.close();
 
-            Run statusAfter = colo("status", "--json", "--socket", sb);
+            ColoRun statusAfter = colo("status", "--json", "--socket", sb);
             JsonNode b = ControlClient.JSON.readTree(statusAfter.out());
             assertThat(b.path("state").asText()).isEqualTo("ACTIVE");
-            Run events = colo("events", "--socket", sb);
+            ColoRun events = colo("events", "--socket", sb);
             assertThat(events.out()).contains("promoted").contains("gratuitous ARP");
             System.out.printf("pair IT: counter %d..%d continuous, echo connection survived, kill to first answer %d ms%n", first, after,
                     gapMs);

@@ -25,15 +25,12 @@ class FaultMatrixIT {
     static final Set<String> RELEASING = Set.of("PROTECTED", "UNPROTECTED", "PAIRING", "ACTIVE");
 
     static JsonNode status(HostPairLab.Host h) {
-        CommandLine cl = ColoCommand.commandLine();
-        StringWriter out = new StringWriter();
-        cl.setOut(new PrintWriter(out));
-        cl.setErr(new PrintWriter(new StringWriter()));
-        if (cl.execute("status", "--json", "--socket", h.socket.toString()) != 0) {
+        ColoRun r = ColoRun.of("status", "--json", "--socket", h.socket.toString());
+        if (r.code() != 0) {
             return null;
         }
         try {
-            return ControlClient.JSON.readTree(out.toString());
+            return ControlClient.JSON.readTree(r.out());
         } catch (Exception e) {
             return null;
         }
@@ -45,14 +42,7 @@ class FaultMatrixIT {
     }
 
     static int colo(String... args) {
-        CommandLine cl = ColoCommand.commandLine();
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        cl.setOut(new PrintWriter(out));
-        cl.setErr(new PrintWriter(err));
-        int code = cl.execute(args);
-        System.out.println("$ colo " + String.join(" ", args) + " -> " + code + "\n" + out + err);
-        return code;
+        return ColoRun.shown(args).code();
     }
 
     static void await(String what, HostPairLab lab, Duration max, java.util.function.BooleanSupplier ok) throws InterruptedException {
