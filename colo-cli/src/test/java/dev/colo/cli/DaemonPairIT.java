@@ -70,6 +70,7 @@ class DaemonPairIT {
             JsonNode a = ControlClient.JSON.readTree(statusA.out());
             assertThat(a.path("state").asText()).isEqualTo("PROTECTED");
             assertThat(a.path("epoch").asLong()).isGreaterThanOrEqualTo(2);
+            assertThat(colo("status", "--socket", sa).out()).contains("PROTECTED").contains("last checkpoint      epoch");
             ColoRun statusB = colo("status", "--socket", sb);
             assertThat(statusB.out()).contains("STANDBY");
             assertThat(Shell.run(Duration.ofSeconds(10), "ip", "netns", "exec", lab.a.ns.name(), "curl", "-s",
