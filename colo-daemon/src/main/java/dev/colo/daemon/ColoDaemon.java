@@ -59,7 +59,7 @@ public final class ColoDaemon {
             System.err.println("colo daemon: " + e.getMessage());
             return Exit.CONFIG.code;
         }
-        log.atInfo().addKeyValue("config", configFile).log("effective config: " + cfg.summary());
+        log.atInfo().addKeyValue("config", configFile).addKeyValue("settings", cfg.summary()).log("effective config");
         SdNotify notify = SdNotify.load();
         Thread.setDefaultUncaughtExceptionHandler((t, e) -> {
             log.atError().addKeyValue("thread", t.getName()).addKeyValue("reason", e.toString()).setCause(e)
