@@ -74,6 +74,7 @@ public final class DemoCommand implements Callable<Integer> {
             step("creating namespaces client, host-a, host-b on one bridge; pair certificates; the test guest's domain");
             holder[0] = new HostPairLab("colo-demo-", "demo");
             HostPairLab lab = holder[0];
+            lab.deleteFilesOnClose();
             ObjectNode summary = run(lab);
             if (json) {
                 spec.commandLine().getOut().println(JSON.writerWithDefaultPrettyPrinter().writeValueAsString(summary));

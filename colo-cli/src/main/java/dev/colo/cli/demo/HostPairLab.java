@@ -34,6 +34,8 @@ public final class HostPairLab implements AutoCloseable {
     public final String domain;
     public final Path dir;
     private final List<Process> daemons = new ArrayList<>();
+    /** The demo removes its files too; tests keep them (the daemons' logs) for a failure's story. */
+    private volatile boolean deleteFilesOnClose;
 
     /** One host of the pair. */
     public static final class Host {
@@ -257,5 +259,16 @@ public final class HostPairLab implements AutoCloseable {
         a.ns.close();
         b.ns.close();
         lan.close();
+        if (deleteFilesOnClose) {
+            try (var files = Files.walk(dir)) {
+                files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+            } catch (IOException e) {
+                // best effort: a leftover temp directory is harmless
+            }
+        }
+    }
+
+    public void deleteFilesOnClose() {
+        deleteFilesOnClose = true;
     }
 }
