@@ -124,21 +124,44 @@ final class DaemonCommands {
         @Parameters(paramLabel = "DOMAIN", description = "The libvirt domain to protect.")
         String domain;
 
-        @Option(names = "--peer", paramLabel = "HOST[:PORT]", description = "Expected peer; must match [peer] link in the daemon's config.")
+        @Option(names = "--peer", paramLabel = "HOST[:PORT]",
+                description = "The peer you expect (address, address:port or node name); refused if the daemon's [peer] is another.")
         String peer;
 
         @Option(names = "--timeout", paramLabel = "SECONDS", defaultValue = "180", description = "Give up after this long (default ${DEFAULT-VALUE}).")
         int timeoutS;
 
         @Override
+        public Integer call() {
+            if (peer != null) {
+                // The peer is the daemon's config; --peer only guards against pairing with the wrong one.
+                try (ControlClient c = ControlClient.connect(common.socket)) {
+                    JsonNode p = c.call(ControlClient.request("status")).path("peer");
+                    String address = p.path("address").asText();
+                    String host = address.contains(":") ? address.substring(0, address.lastIndexOf(':')) : address;
+                    boolean same = peer.equals(address) || peer.equals(host) || peer.equals(p.path("node").asText())
+                            || peer.equals(p.path("node").asText() + ":" + address.substring(address.lastIndexOf(':') + 1));
+                    if (!same) {
+                        err().println("colo pair: this daemon's peer is " + p.path("node").asText() + " at " + address + ", not " + peer
+                                + "; change [peer] in its config (and restart it) to pair with another host");
+                        return ExitCodes.OPERATION_FAILED;
+                    }
+                } catch (ControlClient.Unreachable e) {
+                    err().println("colo: " + e.getMessage());
+                    return ExitCodes.DAEMON_UNREACHABLE;
+                } catch (ControlClient.Refused e) {
+                    err().println("colo pair: " + e.getMessage());
+                    return ExitCodes.OPERATION_FAILED;
+                }
+            }
+            return super.call();
+        }
+
+        @Override
         ObjectNode request() {
             err().println("pairing " + domain + ": preparing the PVM, asking the secondary for a standby, first full checkpoint ...");
             err().flush();
-            ObjectNode r = withVm(ControlClient.request("pair"), domain).put("timeout_s", timeoutS);
-            if (peer != null) {
-                r.put("peer", peer);
-            }
-            return r;
+            return withVm(ControlClient.request("pair"), domain).put("timeout_s", timeoutS);
         }
 
         @Override

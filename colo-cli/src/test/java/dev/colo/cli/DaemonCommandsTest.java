@@ -141,6 +141,11 @@ class DaemonCommandsTest {
         assertThat(ok.err()).contains("pairing web1: preparing the PVM");
         assertThat(ok.out()).contains("web1 PROTECTED by host-b at epoch 9");
         assertThat(calls).contains("pair web1 30");
+        assertThat(colo("pair", "web1", "--peer", "10.0.0.12", "--socket", s()).code()).isZero();
+        assertThat(colo("pair", "web1", "--peer", "host-b", "--socket", s()).code()).isZero();
+        ColoRun wrongPeer = colo("pair", "web1", "--peer", "10.0.0.99:7450", "--socket", s());
+        assertThat(wrongPeer.code()).isEqualTo(ExitCodes.OPERATION_FAILED);
+        assertThat(wrongPeer.err()).contains("this daemon's peer is host-b at 10.0.0.12:7450, not 10.0.0.99:7450");
         ColoRun missing = colo("pair", "db7", "--socket", s());
         assertThat(missing.code()).isEqualTo(ExitCodes.OPERATION_FAILED);
         assertThat(missing.err()).contains("colo pair: domain 'db7' not found in libvirt");
