@@ -23,6 +23,8 @@ public final class PrimaryPath {
     /** A checkpoint to this epoch is starting: client frames go to its SVM too (0: none). */
     private long nextEpoch;
     private boolean protectedMode;
+    /** The first checkpoint of a pairing is building an SVM: feed it input, compare once it runs. */
+    private boolean feedingFirstSvm;
     private boolean fenced;
     private long staleSecondaryDropped;
     private long duplicatedToSecondary;
@@ -53,7 +55,7 @@ public final class PrimaryPath {
             frame.release();
             return;
         }
-        if (protectedMode) {
+        if (protectedMode || feedingFirstSvm) {
             toSecondary.accept(epoch, new Frame(frame.data().retainedDuplicate(), frame.vnetHdrLen()));
             duplicatedToSecondary++;
         }
@@ -104,7 +106,9 @@ public final class PrimaryPath {
 
     /**
      * The PVM was paused and snapshotted as checkpoint {@code newEpoch}: client frames from now on
-     * belong to the SVM that will be built from it. The first snapshot of a pairing starts comparing.
+     * belong to the SVM that will be built from it. On the first snapshot of a pairing output keeps
+     * flowing uncompared until that SVM runs: holding it would protect nothing (there is no SVM to
+     * take over yet) and would stall clients for the whole first, full checkpoint.
      */
     public void onSnapshot(long newEpoch, long nowNs) {
         if (newEpoch <= epoch) {
@@ -112,16 +116,22 @@ public final class PrimaryPath {
         }
         nextEpoch = 0;
         if (!protectedMode) {
-            protect(newEpoch, nowNs);
+            feedingFirstSvm = true;
         }
         epoch = newEpoch;
     }
 
     /** The secondary acknowledged the checkpoint: SVM = PVM, held output may leave. */
     public void onCheckpointCommitted(long committedEpoch, long nowNs) {
-        if (committedEpoch == epoch) {
-            comparator.onCheckpointCommitted(nowNs);
+        if (committedEpoch != epoch) {
+            return;
         }
+        if (feedingFirstSvm) {
+            feedingFirstSvm = false;
+            protect(committedEpoch, nowNs); // the first SVM runs: compare from now on
+            return;
+        }
+        comparator.onCheckpointCommitted(nowNs);
     }
 
     /** A secondary is protecting us from epoch {@code e} on: compare from now on. */
@@ -134,6 +144,7 @@ public final class PrimaryPath {
     /** No secondary: release everything held and stop comparing. */
     public void unprotect(long nowNs) {
         protectedMode = false;
+        feedingFirstSvm = false;
         nextEpoch = 0;
         comparator.setPassthrough(true, nowNs);
     }
@@ -146,6 +157,7 @@ public final class PrimaryPath {
         if (!fenced) {
             fenced = true;
             protectedMode = false;
+            feedingFirstSvm = false;
             comparator.close();
         }
     }

@@ -90,15 +90,21 @@ class PathTest {
     }
 
     @Test
-    void theFirstCheckpointOfAPairingStartsComparing() {
+    void theFirstCheckpointOfAPairingFeedsTheNewSvmAndComparesOnceItRuns() {
         assertThat(primary.isProtected()).isFalse();
         primary.onCheckpointStarting(1);
         primary.onClientFrame(f.udp(1, 2, "before the first snapshot".getBytes()), 0);
         assertThat(toSecondaryEpochs).containsExactly(1L);
         primary.onSnapshot(1, 0);
+        primary.onClientFrame(f.udp(1, 2, "while the first SVM is built".getBytes()), 0);
+        assertThat(toSecondaryEpochs).as("the SVM being built gets every input").containsExactly(1L, 1L);
+        primary.onPvmFrame(f.udp(2, 1, "no SVM yet: not held".getBytes()), 0);
+        assertThat(toClient).hasSize(1);
+        assertThat(primary.isProtected()).isFalse();
+        primary.onCheckpointCommitted(1, 0);
         assertThat(primary.isProtected()).isTrue();
         primary.onPvmFrame(f.udp(2, 1, "held now".getBytes()), 0);
-        assertThat(toClient).isEmpty();
+        assertThat(toClient).hasSize(1);
     }
 
     @Test
