@@ -18,18 +18,18 @@ import java.nio.file.Path;
 import java.util.function.Consumer;
 
 /** The CLI's side of the daemon's control socket (protocol in dev.colo.daemon.control.ControlProtocol). */
-final class ControlClient implements AutoCloseable {
-    static final ObjectMapper JSON = new ObjectMapper();
+public final class ControlClient implements AutoCloseable {
+    public static final ObjectMapper JSON = new ObjectMapper();
 
     /** The daemon cannot be reached; the message says why and what to do. */
-    static final class Unreachable extends Exception {
+    public static final class Unreachable extends Exception {
         Unreachable(String message) {
             super(message);
         }
     }
 
     /** The daemon answered with an error. */
-    static final class Refused extends Exception {
+    public static final class Refused extends Exception {
         Refused(String message) {
             super(message);
         }
@@ -45,7 +45,7 @@ final class ControlClient implements AutoCloseable {
         this.out = Channels.newOutputStream(channel);
     }
 
-    static ControlClient connect(Path socket) throws Unreachable {
+    public static ControlClient connect(Path socket) throws Unreachable {
         if (!Files.exists(socket)) {
             if (Files.exists(socket.getParent()) && !Files.isReadable(socket.getParent())) {
                 throw new Unreachable("cannot look into " + socket.getParent() + ": the control socket is for root only; run colo as root (sudo)");
@@ -69,7 +69,7 @@ final class ControlClient implements AutoCloseable {
     }
 
     /** Sends one request and returns its {@code result}. */
-    JsonNode call(ObjectNode request) throws Unreachable, Refused {
+    public JsonNode call(ObjectNode request) throws Unreachable, Refused {
         JsonNode answer = send(request);
         if (!answer.path("ok").asBoolean(false)) {
             throw new Refused(answer.path("error").asText("the daemon gave no reason"));
@@ -119,7 +119,7 @@ final class ControlClient implements AutoCloseable {
         }
     }
 
-    static ObjectNode request(String op) {
+    public static ObjectNode request(String op) {
         return JSON.createObjectNode().put("op", op);
     }
 

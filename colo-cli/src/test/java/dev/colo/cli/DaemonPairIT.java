@@ -4,15 +4,12 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.colo.cli.demo.HostPairLab;
-import dev.colo.host.posix.NetNamespace;
-import dev.colo.testkit.LabLan;
 import dev.colo.testkit.Shell;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.io.OutputStream;
 import java.io.PrintWriter;
 import java.io.StringWriter;
-import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -49,12 +46,7 @@ class DaemonPairIT {
             int first = lab.lan.awaitCounter(Duration.ofSeconds(120));
             int second = lab.lan.counter(Duration.ofSeconds(20));
             assertThat(second).isEqualTo(first + 1);
-            Socket echo = NetNamespace.call(lab.lan.ns().name(), () -> {
-                Socket s = new Socket();
-                s.connect(new InetSocketAddress(LabLan.GUEST_IP, 7), 10_000);
-                s.setSoTimeout(30_000);
-                return s;
-            });
+            Socket echo = lab.openEcho();
             OutputStream out = echo.getOutputStream();
             BufferedReader in = new BufferedReader(new InputStreamReader(echo.getInputStream(), StandardCharsets.US_ASCII));
             out.write("before failover\n".getBytes(StandardCharsets.US_ASCII));

@@ -255,26 +255,24 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
      * it is already up, it is filled from the shadow now, outside any checkpoint.
      */
     private void prepareStandby() {
+        readyStandby(false);
+    }
+
+    /** At a commit: waits for a started standby if none is filled yet. */
+    private void ensureStandby() {
+        readyStandby(true);
+    }
+
+    private void readyStandby(boolean wait) {
         if (tookOver || standby != null) {
             return;
         }
         if (starting == null) {
             starting = starter.submit(this::startOne);
         }
-        if (starting.isDone()) {
+        if (wait || starting.isDone()) {
             fillStarted();
         }
-    }
-
-    /** At a commit: waits for a started standby if none is filled yet. */
-    private void ensureStandby() {
-        if (standby != null || tookOver) {
-            return;
-        }
-        if (starting == null) {
-            starting = starter.submit(this::startOne);
-        }
-        fillStarted();
     }
 
     private void fillStarted() {

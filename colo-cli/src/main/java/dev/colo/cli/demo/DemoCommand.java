@@ -4,14 +4,11 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.colo.host.posix.NetNamespace;
-import dev.colo.testkit.LabLan;
 import dev.colo.testkit.Shell;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.io.OutputStream;
 import java.io.PrintWriter;
-import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -110,16 +107,11 @@ public final class DemoCommand implements Callable<Integer> {
         lab.awaitReady(lab.a, Duration.ofSeconds(60));
         lab.awaitReady(lab.b, Duration.ofSeconds(60));
         step("pairing " + lab.domain + ": PVM on host-a, SVM on host-b, first full checkpoint");
-        JsonNode paired = control(lab.a, "pair", "\"vm\":\"" + lab.domain + "\"");
+        JsonNode paired = lab.a.control("pair", lab.domain);
         step("PROTECTED at epoch " + paired.path("epoch").asLong() + "; waiting for the guest to serve");
         int first = lab.lan.awaitCounter(Duration.ofSeconds(120));
         step("clients start: HTTP requests to the counter, and one long-lived TCP echo connection");
-        Socket echo = NetNamespace.call(lab.lan.ns().name(), () -> {
-            Socket s = new Socket();
-            s.connect(new InetSocketAddress(LabLan.GUEST_IP, 7), 10_000);
-            s.setSoTimeout(30_000);
-            return s;
-        });
+        Socket echo = lab.openEcho();
         OutputStream out = echo.getOutputStream();
         BufferedReader in = new BufferedReader(new InputStreamReader(echo.getInputStream(), StandardCharsets.US_ASCII));
         boolean echoBefore = roundTrip(out, in, "before the failover");
@@ -127,7 +119,7 @@ public final class DemoCommand implements Callable<Integer> {
         ArrayNode ckpts = JSON.createArrayNode();
         for (int i = 0; i < checkpoints; i++) {
             Thread.sleep(1000);
-            JsonNode c = control(lab.a, "checkpoint", "\"vm\":\"" + lab.domain + "\"");
+            JsonNode c = lab.a.control("checkpoint", lab.domain);
             ckpts.add(c);
             step(String.format("checkpoint %d: PVM paused %.1f ms, %d dirty pages, %d bytes on the wire, SVM ready %.1f ms",
                     c.path("epoch").asLong(), c.path("paused_ms").asDouble(), c.path("dirty_pages").asLong(), c.path("wire_bytes").asLong(),
@@ -142,7 +134,7 @@ public final class DemoCommand implements Callable<Integer> {
         String stateB = "";
         while (System.nanoTime() < deadline && !stateB.equals("ACTIVE")) {
             Thread.sleep(100);
-            JsonNode s = tryControl(lab.b, "status", "");
+            JsonNode s = tryStatus(lab.b);
             stateB = s == null ? "" : s.path("state").asText();
         }
         step("host-b is " + stateB + "; clients keep going for a few seconds");
@@ -188,32 +180,12 @@ public final class DemoCommand implements Callable<Integer> {
         }
     }
 
-    /** One control-socket request (the same protocol the CLI verbs speak). */
-    private static JsonNode control(HostPairLab.Host h, String op, String args) throws Exception {
-        JsonNode r = request(h, op, args);
-        if (!r.path("ok").asBoolean()) {
-            throw new IllegalStateException(op + " on " + h.node + " failed: " + r.path("error").asText() + "\n--- " + h.node + " log:\n"
-                    + h.logText());
-        }
-        return r.path("result");
-    }
-
-    private static JsonNode tryControl(HostPairLab.Host h, String op, String args) {
+    /** Host B's status while it may still be taking over; null while it does not answer. */
+    private static JsonNode tryStatus(HostPairLab.Host h) {
         try {
-            JsonNode r = request(h, op, args);
-            return r.path("ok").asBoolean() ? r.path("result") : null;
-        } catch (Exception e) {
+            return h.control("status", null);
+        } catch (IllegalStateException e) {
             return null;
-        }
-    }
-
-    private static JsonNode request(HostPairLab.Host h, String op, String args) throws Exception {
-        try (var c = java.nio.channels.SocketChannel.open(java.net.UnixDomainSocketAddress.of(h.socket))) {
-            OutputStream o = java.nio.channels.Channels.newOutputStream(c);
-            o.write(("{\"op\":\"" + op + "\"" + (args.isEmpty() ? "" : "," + args) + "}\n").getBytes(StandardCharsets.UTF_8));
-            o.flush();
-            BufferedReader r = new BufferedReader(new InputStreamReader(java.nio.channels.Channels.newInputStream(c), StandardCharsets.UTF_8));
-            return JSON.readTree(r.readLine());
         }
     }
 

@@ -1,12 +1,18 @@
 package dev.colo.cli.demo;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.colo.checkpoint.link.PairCertificates;
+import dev.colo.cli.ControlClient;
+import dev.colo.host.posix.NetNamespace;
 import dev.colo.testkit.Lab;
 import dev.colo.testkit.LabLan;
 import dev.colo.testkit.NetNs;
 import dev.colo.testkit.Shell;
 import dev.colo.testkit.TestGuest;
 import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -54,6 +60,22 @@ public final class HostPairLab implements AutoCloseable {
             this.config = dir.resolve(node + ".conf");
             this.socket = dir.resolve("run-" + node).resolve("colo.sock");
             this.log = dir.resolve(node + ".log");
+        }
+
+        /**
+         * One request to this host's daemon over its control socket (as the CLI sends it); its
+         * result, or an {@link IllegalStateException} with the daemon's reason and its log.
+         */
+        public JsonNode control(String op, String vm) {
+            ObjectNode req = ControlClient.request(op);
+            if (vm != null) {
+                req.put("vm", vm);
+            }
+            try (ControlClient c = ControlClient.connect(socket)) {
+                return c.call(req);
+            } catch (ControlClient.Unreachable | ControlClient.Refused e) {
+                throw new IllegalStateException(op + " on " + node + " failed: " + e.getMessage() + "\n--- " + node + " log:\n" + logText());
+            }
         }
 
         public String logText() {
@@ -191,6 +213,16 @@ public final class HostPairLab implements AutoCloseable {
         h.daemon = p;
         daemons.add(p);
         return p;
+    }
+
+    /** Opens a long-lived TCP connection from the client namespace to the guest's echo service. */
+    public Socket openEcho() throws Exception {
+        return NetNamespace.call(lan.ns().name(), () -> {
+            Socket s = new Socket();
+            s.connect(new InetSocketAddress(LabLan.GUEST_IP, 7), 10_000);
+            s.setSoTimeout(30_000);
+            return s;
+        });
     }
 
     /** Waits until the daemon answers on its control socket. */

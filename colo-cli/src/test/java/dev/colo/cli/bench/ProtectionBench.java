@@ -161,14 +161,14 @@ public final class ProtectionBench {
         lab.startDaemon(lab.a);
         lab.awaitReady(lab.a, Duration.ofSeconds(60));
         lab.awaitReady(lab.b, Duration.ofSeconds(60));
-        control(lab.a, "pair", lab.domain);
+        lab.a.control("pair", lab.domain);
         lab.lan.awaitCounter(Duration.ofSeconds(120));
-        long epochBefore = control(lab.a, "status", null).path("epoch").asLong();
+        long epochBefore = lab.a.control("status", null).path("epoch").asLong();
         rows.put("colo protected", measure(seconds));
-        long protectedCheckpoints = control(lab.a, "status", null).path("epoch").asLong() - epochBefore;
+        long protectedCheckpoints = lab.a.control("status", null).path("epoch").asLong() - epochBefore;
 
         say("overhead: through colo, unprotected (unpaired, proxy passes frames through)");
-        control(lab.a, "unpair", lab.domain);
+        lab.a.control("unpair", lab.domain);
         rows.put("colo unprotected", measure(seconds));
 
         md.append("### Overhead: HTTP (`wrk -t1 -cN -d").append(seconds).append("s --latency`)\n\n");
@@ -226,7 +226,7 @@ public final class ProtectionBench {
 
     private void dirtyRate() throws Exception {
         say("checkpoints against the guest's dirty rate");
-        control(lab.a, "pair", lab.domain);
+        lab.a.control("pair", lab.domain);
         int rounds = quick ? 4 : 10;
         int[] mib = {0, 1, 8, 32};
         md.append("### Checkpoints against the guest's dirty rate (128 MiB guest, `/cgi-bin/dirty?N` before each checkpoint)\n\n");
@@ -245,7 +245,7 @@ public final class ProtectionBench {
                 if (n > 0) {
                     lab.lan.httpGet("/cgi-bin/dirty?" + n, Duration.ofSeconds(60));
                 }
-                JsonNode c = control(lab.a, "checkpoint", lab.domain);
+                JsonNode c = lab.a.control("checkpoint", lab.domain);
                 p.add(c.path("paused_ms").asDouble());
                 pages.add(c.path("dirty_pages").asDouble());
                 wire.add(c.path("wire_bytes").asDouble() / 1024);
@@ -310,12 +310,7 @@ public final class ProtectionBench {
     }
 
     private App echo() throws Exception {
-        Socket s = NetNamespace.call(lab.lan.ns().name(), () -> {
-            Socket x = new Socket();
-            x.connect(new InetSocketAddress(LabLan.GUEST_IP, 7), 5000);
-            x.setSoTimeout(20_000);
-            return x;
-        });
+        Socket s = lab.openEcho();
         OutputStream o = s.getOutputStream();
         BufferedReader in = new BufferedReader(new InputStreamReader(s.getInputStream(), StandardCharsets.US_ASCII));
         int[] seq = {0};
@@ -377,7 +372,7 @@ public final class ProtectionBench {
         md.append("|---|---|---|---|---|---|---|\n");
         Map<String, long[]> steady = new LinkedHashMap<>();
         for (App a : apps) {
-            long e0 = control(lab.a, "status", null).path("epoch").asLong();
+            long e0 = lab.a.control("status", null).path("epoch").asLong();
             long end = System.nanoTime() + seconds * 1_000_000_000L;
             long n = 0;
             long errors = 0;
@@ -390,7 +385,7 @@ public final class ProtectionBench {
                 }
                 prev = r;
             }
-            long ckpts = control(lab.a, "status", null).path("epoch").asLong() - e0;
+            long ckpts = lab.a.control("status", null).path("epoch").asLong() - e0;
             steady.put(a.name(), new long[] {n, ckpts, errors});
             say(String.format(Locale.ROOT, "  %s: %d requests, %d checkpoints", a.name(), n, ckpts));
         }
@@ -434,7 +429,7 @@ public final class ProtectionBench {
         Shell.run(Duration.ofSeconds(5), "kill", "-9", Long.toString(HostPairLab.qemuPid(lab.domain)));
         lab.a.daemon.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
         long deadline = System.nanoTime() + 30_000_000_000L;
-        while (System.nanoTime() < deadline && !"ACTIVE".equals(control(lab.b, "status", null).path("state").asText())) {
+        while (System.nanoTime() < deadline && !"ACTIVE".equals(lab.b.control("status", null).path("state").asText())) {
             Thread.sleep(100);
         }
         Thread.sleep(6000);
@@ -481,21 +476,6 @@ public final class ProtectionBench {
     }
 
     // ------------------------------------------------------------------ helpers
-
-    private JsonNode control(HostPairLab.Host h, String op, String vm) throws Exception {
-        try (var c = java.nio.channels.SocketChannel.open(java.net.UnixDomainSocketAddress.of(h.socket))) {
-            OutputStream o = java.nio.channels.Channels.newOutputStream(c);
-            String req = "{\"op\":\"" + op + "\"" + (vm == null ? "" : ",\"vm\":\"" + vm + "\"") + "}\n";
-            o.write(req.getBytes(StandardCharsets.UTF_8));
-            o.flush();
-            JsonNode r = JSON.readTree(new BufferedReader(new InputStreamReader(java.nio.channels.Channels.newInputStream(c),
-                    StandardCharsets.UTF_8)).readLine());
-            if (!r.path("ok").asBoolean()) {
-                throw new IllegalStateException(op + " on " + h.node + ": " + r.path("error").asText());
-            }
-            return r.path("result");
-        }
-    }
 
     private static double median(List<Double> v) {
         List<Double> s = new ArrayList<>(v);

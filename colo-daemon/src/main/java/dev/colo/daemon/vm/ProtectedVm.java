@@ -172,7 +172,10 @@ public final class ProtectedVm implements ControlApi, AutoCloseable {
             });
             pvmPort = new VmSocketServer(vm, path, new InetSocketAddress("127.0.0.1", cfg.vm().proxyPort()),
                     f -> primaryPath.onPvmFrame(f, System.nanoTime()), vmNamespaceChannels());
-            path.scheduleAtFixedRate(() -> primaryPath.doWork(System.nanoTime()), 20, 20, TimeUnit.MILLISECONDS);
+            path.scheduleAtFixedRate(() -> {
+                primaryPath.doWork(System.nanoTime());
+                metrics.heldFrames.labelValues(vm).set(primaryPath.stats().heldNow());
+            }, 20, 20, TimeUnit.MILLISECONDS);
         } else {
             call(path, () -> {
                 secondaryPath = new SecondaryPath(this::frameToSvm, this::frameToPeer, f -> pump.send(f), MAX_BUFFERED_INGRESS);
@@ -688,9 +691,7 @@ public final class ProtectedVm implements ControlApi, AutoCloseable {
         }
         String mac = current.macAddresses().get(0);
         DomainXml wanted = current.withSharedFileMemory().withProxyNic(mac, "127.0.0.1", cfg.vm().proxyPort());
-        if (cfg.libvirt().accelerator().isPresent()) {
-            wanted = wanted.withAccelerator(cfg.libvirt().accelerator().get().equals("kvm") ? "kvm" : "qemu");
-        }
+        wanted = withConfiguredAccelerator(wanted);
         boolean connected = call(path, () -> pvmPort.connected());
         boolean running = hv.state(d).isActive();
         if (!connected || !running || !current.hasSharedFileMemory()) {
@@ -874,10 +875,12 @@ public final class ProtectedVm implements ControlApi, AutoCloseable {
         svmPorts.put(name, port);
         DomainXml x = DomainXml.parse(req.getDomainXml()).withName(name).withUuid(LibvirtHypervisor.newUuid()).asIncomingStandby()
                 .withProxyNic(req.getMac(), "127.0.0.1", port.port());
-        if (cfg.libvirt().accelerator().isPresent()) {
-            x = x.withAccelerator(cfg.libvirt().accelerator().get().equals("kvm") ? "kvm" : "qemu");
-        }
-        return x.toXml();
+        return withConfiguredAccelerator(x).toXml();
+    }
+
+    /** [libvirt] accelerator, when set, as libvirt's domain type (tcg is type 'qemu'). */
+    private DomainXml withConfiguredAccelerator(DomainXml x) {
+        return cfg.libvirt().accelerator().map(a -> x.withAccelerator(a.equals("kvm") ? "kvm" : "qemu")).orElse(x);
     }
 
     private void onPeerUnpair(String reason) {
@@ -1011,7 +1014,6 @@ public final class ProtectedVm implements ControlApi, AutoCloseable {
             try {
                 CompareStats st = call(path, () -> primaryPath.stats().snapshot());
                 m.put("held_frames", st.heldNow());
-                metrics.heldFrames.labelValues(vm).set(st.heldNow());
                 m.put("matched_frames", st.matchedFrames());
                 m.put("checkpoint_requests", st.checkpointRequestsTotal());
             } catch (Exception e) {
