@@ -86,6 +86,7 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
     private long[] capturedPages = new long[0];
     private byte[] capturedDevice = new byte[0];
     private boolean capturedFull;
+    private volatile boolean closed;
 
     public PrimaryCheckpointEngine(String pair, Hypervisor hv, DomainRef pvm, LinkPort link, Codec codec, CoordinatorConfig config,
             Listener listener) {
@@ -178,7 +179,14 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
     }
 
     private void post(Runnable r) {
-        coordinatorThread.execute(r);
+        try {
+            coordinatorThread.execute(r);
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            if (!closed) {
+                throw e;
+            }
+            // closed with a step in flight (fencing, unpairing): its outcome no longer matters
+        }
     }
 
     private interface Work {
@@ -329,6 +337,7 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
 
     @Override
     public void close() {
+        closed = true;
         coordinatorThread.shutdownNow();
         worker.shutdownNow();
         scanPool.shutdownNow();
