@@ -3,8 +3,8 @@ package dev.colo.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import dev.colo.cli.demo.HostPairLab;
-import dev.colo.testkit.Shell;
+import dev.colo.lab.HostPairLab;
+import dev.colo.host.posix.Command;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.io.OutputStream;
@@ -65,13 +65,13 @@ class DaemonPairIT {
             assertThat(colo("status", "--socket", sa).out()).contains("PROTECTED").contains("last checkpoint      epoch");
             ColoRun statusB = colo("status", "--socket", sb);
             assertThat(statusB.out()).contains("STANDBY");
-            assertThat(Shell.run(Duration.ofSeconds(10), "ip", "netns", "exec", lab.a.ns.name(), "curl", "-s",
+            assertThat(Command.run(Duration.ofSeconds(10), "ip", "netns", "exec", lab.a.ns.name(), "curl", "-s",
                     "http://127.0.0.1:9467/metrics").out()).contains("colo_checkpoint_paused_seconds_bucket").contains("colo_epoch");
 
             // Host A dies: its QEMU and its daemon, both with SIGKILL.
             long qemu = HostPairLab.qemuPid(lab.domain);
             long tKill = System.nanoTime();
-            Shell.run(Duration.ofSeconds(5), "kill", "-9", Long.toString(qemu));
+            Command.run(Duration.ofSeconds(5), "kill", "-9", Long.toString(qemu));
             lab.a.daemon.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
             int after = lab.lan.counter(Duration.ofSeconds(30));
             long gapMs = (System.nanoTime() - tKill) / 1_000_000;

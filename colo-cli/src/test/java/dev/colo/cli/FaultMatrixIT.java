@@ -3,9 +3,9 @@ package dev.colo.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import dev.colo.cli.demo.ClientLoad;
-import dev.colo.cli.demo.HostPairLab;
-import dev.colo.testkit.Shell;
+import dev.colo.lab.ClientLoad;
+import dev.colo.lab.HostPairLab;
+import dev.colo.host.posix.Command;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.time.Duration;
@@ -88,7 +88,7 @@ class FaultMatrixIT {
     void killOfThePvmQemuHandsOverToTheSecondary() throws Exception {
         try (HostPairLab lab = new HostPairLab("fpvm")) {
             ClientLoad load = protectedPairUnderLoad(lab);
-            Shell.run(Duration.ofSeconds(5), "kill", "-9", Long.toString(HostPairLab.qemuPid(lab.domain)));
+            Command.run(Duration.ofSeconds(5), "kill", "-9", Long.toString(HostPairLab.qemuPid(lab.domain)));
             await("host-b ACTIVE", lab, Duration.ofSeconds(30), () -> state(lab.b).equals("ACTIVE"));
             assertThat(state(lab.a)).isEqualTo("FENCED");
             Thread.sleep(3000);
@@ -115,7 +115,7 @@ class FaultMatrixIT {
             ClientLoad load = protectedPairUnderLoad(lab);
             long epochBefore = status(lab.a).path("epoch").asLong();
             String svm = status(lab.b).path("domain").asText();
-            Shell.run(Duration.ofSeconds(5), "kill", "-9", Long.toString(HostPairLab.qemuPid(svm)));
+            Command.run(Duration.ofSeconds(5), "kill", "-9", Long.toString(HostPairLab.qemuPid(svm)));
             await("host-a UNPROTECTED", lab, Duration.ofSeconds(30), () -> !state(lab.a).equals("PROTECTED"));
             await("host-a PROTECTED again", lab, Duration.ofSeconds(120), () -> state(lab.a).equals("PROTECTED"));
             long epochAfter = status(lab.a).path("epoch").asLong();
@@ -144,7 +144,7 @@ class FaultMatrixIT {
     void aPartitionedLinkNeverMakesTwoPrimariesAndHeals() throws Exception {
         try (HostPairLab lab = new HostPairLab("fpart")) {
             ClientLoad load = protectedPairUnderLoad(lab);
-            lab.partitionLink();
+            LinkFaults.partition(lab);
             long end = System.nanoTime() + 8_000_000_000L;
             int samples = 0;
             while (System.nanoTime() < end) {
@@ -156,7 +156,7 @@ class FaultMatrixIT {
             }
             assertThat(state(lab.a)).isEqualTo("UNPROTECTED");
             assertThat(state(lab.b)).isIn("PROBING", "STANDBY");
-            lab.healLink();
+            LinkFaults.heal(lab);
             await("host-a PROTECTED after the partition healed", lab, Duration.ofSeconds(150), () -> state(lab.a).equals("PROTECTED"));
             report("link partition (" + samples + " samples)", load.stop(), lab);
             assertThat(lab.b.logText()).contains("not promoting");
@@ -167,7 +167,7 @@ class FaultMatrixIT {
     void thirtyPercentLossOnTheLinkSlowsCheckpointsButLosesNothing() throws Exception {
         try (HostPairLab lab = new HostPairLab("floss")) {
             ClientLoad load = protectedPairUnderLoad(lab);
-            lab.lossyLink(30);
+            LinkFaults.lossy(lab, 30);
             long t0 = System.nanoTime();
             int committed = 0;
             for (int i = 0; i < 3; i++) {
@@ -177,7 +177,7 @@ class FaultMatrixIT {
             }
             long ms = (System.nanoTime() - t0) / 1_000_000;
             Thread.sleep(2000);
-            lab.healLink();
+            LinkFaults.heal(lab);
             await("host-a PROTECTED after the loss ended", lab, Duration.ofSeconds(150), () -> state(lab.a).equals("PROTECTED"));
             System.out.printf("fault matrix: 30%% loss: %d of 3 on-demand checkpoints committed in %d ms%n", committed, ms);
             report("30% loss on the link", load.stop(), lab);

@@ -2,7 +2,7 @@ package dev.colo.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.colo.testkit.Lab;
+import dev.colo.lab.Lab;
 import java.io.ByteArrayOutputStream;
 import java.io.File;
 import java.io.IOException;

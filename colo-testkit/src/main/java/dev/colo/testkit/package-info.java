@@ -1,5 +1,6 @@
 /**
- * Shared test support: the simulated hypervisor, a manual clock, and helpers for the real lab
- * (network namespaces, the test guest image, libvirt readiness). Test scope only in other modules.
+ * Test support for deterministic tests: the simulated hypervisor, a manual clock and printed,
+ * replayable seeds. Test scope only in every module (the build enforces it); the real lab lives in
+ * colo-lab.
  */
 package dev.colo.testkit;

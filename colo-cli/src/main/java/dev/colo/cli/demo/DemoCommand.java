@@ -4,7 +4,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.colo.testkit.Shell;
+import dev.colo.lab.ClientLoad;
+import dev.colo.lab.HostPairLab;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.io.OutputStream;
@@ -107,7 +108,7 @@ public final class DemoCommand implements Callable<Integer> {
         lab.awaitReady(lab.a, Duration.ofSeconds(60));
         lab.awaitReady(lab.b, Duration.ofSeconds(60));
         step("pairing " + lab.domain + ": PVM on host-a, SVM on host-b, first full checkpoint");
-        JsonNode paired = lab.a.control("pair", lab.domain);
+        JsonNode paired = LabControl.call(lab.a, "pair", lab.domain);
         step("PROTECTED at epoch " + paired.path("epoch").asLong() + "; waiting for the guest to serve");
         int first = lab.lan.awaitCounter(Duration.ofSeconds(120));
         step("clients start: HTTP requests to the counter, and one long-lived TCP echo connection");
@@ -119,7 +120,7 @@ public final class DemoCommand implements Callable<Integer> {
         ArrayNode ckpts = JSON.createArrayNode();
         for (int i = 0; i < checkpoints; i++) {
             Thread.sleep(1000);
-            JsonNode c = lab.a.control("checkpoint", lab.domain);
+            JsonNode c = LabControl.call(lab.a, "checkpoint", lab.domain);
             ckpts.add(c);
             step(String.format("checkpoint %d: PVM paused %.1f ms, %d dirty pages, %d bytes on the wire, SVM ready %.1f ms",
                     c.path("epoch").asLong(), c.path("paused_ms").asDouble(), c.path("dirty_pages").asLong(), c.path("wire_bytes").asLong(),
@@ -128,7 +129,7 @@ public final class DemoCommand implements Callable<Integer> {
         Thread.sleep(1500);
         step("killing host-a: SIGKILL to the PVM's QEMU and to the primary daemon");
         long killNs = System.nanoTime();
-        Shell.run(Duration.ofSeconds(5), "kill", "-9", Long.toString(HostPairLab.qemuPid(lab.domain)));
+        dev.colo.host.posix.Command.run(Duration.ofSeconds(5), "kill", "-9", Long.toString(HostPairLab.qemuPid(lab.domain)));
         lab.a.daemon.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
         long deadline = System.nanoTime() + 30_000_000_000L;
         String stateB = "";
@@ -183,7 +184,7 @@ public final class DemoCommand implements Callable<Integer> {
     /** Host B's status while it may still be taking over; null while it does not answer. */
     private static JsonNode tryStatus(HostPairLab.Host h) {
         try {
-            return h.control("status", null);
+            return LabControl.call(h, "status", null);
         } catch (IllegalStateException e) {
             return null;
         }

@@ -1,13 +1,14 @@
 package dev.colo.cli.bench;
 
+import dev.colo.cli.demo.LabControl;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.colo.cli.demo.HostPairLab;
+import dev.colo.lab.HostPairLab;
 import dev.colo.host.posix.NetNamespace;
-import dev.colo.testkit.Lab;
-import dev.colo.testkit.LabLan;
-import dev.colo.testkit.Shell;
-import dev.colo.testkit.TestGuest;
+import dev.colo.lab.Lab;
+import dev.colo.lab.LabLan;
+import dev.colo.host.posix.Command;
+import dev.colo.lab.TestGuest;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.io.OutputStream;
@@ -84,7 +85,7 @@ public final class ProtectionBench {
         Lab.require();
         long t0 = System.nanoTime();
         md.append("Machine: ").append(Runtime.getRuntime().availableProcessors()).append(" cores, ")
-                .append(Shell.run(Duration.ofSeconds(5), "uname", "-r").out().trim()).append(", guests under TCG, mode ")
+                .append(Command.run(Duration.ofSeconds(5), "uname", "-r").out().trim()).append(", guests under TCG, mode ")
                 .append(quick ? "quick" : "full").append(".\n\n");
         try {
             lab = new HostPairLab("colo-bench-", "bench");
@@ -107,7 +108,7 @@ public final class ProtectionBench {
     record Wrk(double rps, double p50Ms, double p99Ms) {}
 
     private Wrk wrk(int connections, int seconds, String path) {
-        Shell.Result r = lab.lan.ns().exec(Duration.ofSeconds(seconds + 30), "wrk", "-t1", "-c" + connections, "-d" + seconds + "s",
+        Command.Result r = lab.lan.ns().exec(Duration.ofSeconds(seconds + 30), "wrk", "-t1", "-c" + connections, "-d" + seconds + "s",
                 "--timeout", "10s", "--latency", "http://" + LabLan.GUEST_IP + path);
         String o = r.out();
         return new Wrk(number(o, "Requests/sec:\\s+([0-9.]+)"), millis(o, "50%\\s+([0-9.]+)(us|ms|s)"), millis(o, "99%\\s+([0-9.]+)(us|ms|s)"));
@@ -145,12 +146,12 @@ public final class ProtectionBench {
             String xml = TestGuest.locate().domainXml(bare, 128, LabLan.GUEST_CIDR, TestGuest.tapNic(tap, LabLan.GUEST_MAC), false, null);
             Path f = Files.createTempFile("bare", ".xml");
             Files.writeString(f, xml);
-            Shell.run(Duration.ofSeconds(60), "virsh", "-c", "qemu:///system", "create", f.toString()).orThrow();
+            Command.run(Duration.ofSeconds(60), "virsh", "-c", "qemu:///system", "create", f.toString()).orThrow();
             lab.lan.plug(tap);
             lab.lan.awaitCounter(Duration.ofSeconds(120));
             rows.put("bare (tap, no colo)", measure(seconds));
         } finally {
-            Shell.run(Duration.ofSeconds(30), "virsh", "-c", "qemu:///system", "destroy", bare);
+            Command.run(Duration.ofSeconds(30), "virsh", "-c", "qemu:///system", "destroy", bare);
             lab.lan.unplug(tap);
             LabLan.deleteHostTap(tap);
         }
@@ -161,14 +162,14 @@ public final class ProtectionBench {
         lab.startDaemon(lab.a);
         lab.awaitReady(lab.a, Duration.ofSeconds(60));
         lab.awaitReady(lab.b, Duration.ofSeconds(60));
-        lab.a.control("pair", lab.domain);
+        LabControl.call(lab.a, "pair", lab.domain);
         lab.lan.awaitCounter(Duration.ofSeconds(120));
-        long epochBefore = lab.a.control("status", null).path("epoch").asLong();
+        long epochBefore = LabControl.call(lab.a, "status", null).path("epoch").asLong();
         rows.put("colo protected", measure(seconds));
-        long protectedCheckpoints = lab.a.control("status", null).path("epoch").asLong() - epochBefore;
+        long protectedCheckpoints = LabControl.call(lab.a, "status", null).path("epoch").asLong() - epochBefore;
 
         say("overhead: through colo, unprotected (unpaired, proxy passes frames through)");
-        lab.a.control("unpair", lab.domain);
+        LabControl.call(lab.a, "unpair", lab.domain);
         rows.put("colo unprotected", measure(seconds));
 
         md.append("### Overhead: HTTP (`wrk -t1 -cN -d").append(seconds).append("s --latency`)\n\n");
@@ -226,7 +227,7 @@ public final class ProtectionBench {
 
     private void dirtyRate() throws Exception {
         say("checkpoints against the guest's dirty rate");
-        lab.a.control("pair", lab.domain);
+        LabControl.call(lab.a, "pair", lab.domain);
         int rounds = quick ? 4 : 10;
         int[] mib = {0, 1, 8, 32};
         md.append("### Checkpoints against the guest's dirty rate (128 MiB guest, `/cgi-bin/dirty?N` before each checkpoint)\n\n");
@@ -245,7 +246,7 @@ public final class ProtectionBench {
                 if (n > 0) {
                     lab.lan.httpGet("/cgi-bin/dirty?" + n, Duration.ofSeconds(60));
                 }
-                JsonNode c = lab.a.control("checkpoint", lab.domain);
+                JsonNode c = LabControl.call(lab.a, "checkpoint", lab.domain);
                 p.add(c.path("paused_ms").asDouble());
                 pages.add(c.path("dirty_pages").asDouble());
                 wire.add(c.path("wire_bytes").asDouble() / 1024);
@@ -372,7 +373,7 @@ public final class ProtectionBench {
         md.append("|---|---|---|---|---|---|---|\n");
         Map<String, long[]> steady = new LinkedHashMap<>();
         for (App a : apps) {
-            long e0 = lab.a.control("status", null).path("epoch").asLong();
+            long e0 = LabControl.call(lab.a, "status", null).path("epoch").asLong();
             long end = System.nanoTime() + seconds * 1_000_000_000L;
             long n = 0;
             long errors = 0;
@@ -385,7 +386,7 @@ public final class ProtectionBench {
                 }
                 prev = r;
             }
-            long ckpts = lab.a.control("status", null).path("epoch").asLong() - e0;
+            long ckpts = LabControl.call(lab.a, "status", null).path("epoch").asLong() - e0;
             steady.put(a.name(), new long[] {n, ckpts, errors});
             say(String.format(Locale.ROOT, "  %s: %d requests, %d checkpoints", a.name(), n, ckpts));
         }
@@ -426,10 +427,10 @@ public final class ProtectionBench {
             clients.add(t);
         }
         Thread.sleep(3000);
-        Shell.run(Duration.ofSeconds(5), "kill", "-9", Long.toString(HostPairLab.qemuPid(lab.domain)));
+        Command.run(Duration.ofSeconds(5), "kill", "-9", Long.toString(HostPairLab.qemuPid(lab.domain)));
         lab.a.daemon.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
         long deadline = System.nanoTime() + 30_000_000_000L;
-        while (System.nanoTime() < deadline && !"ACTIVE".equals(lab.b.control("status", null).path("state").asText())) {
+        while (System.nanoTime() < deadline && !"ACTIVE".equals(LabControl.call(lab.b, "status", null).path("state").asText())) {
             Thread.sleep(100);
         }
         Thread.sleep(6000);

@@ -1,12 +1,13 @@
 package dev.colo.daemon.host;
 
+import dev.colo.host.posix.Command;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.util.List;
-import java.util.concurrent.TimeUnit;
+import java.time.Duration;
 
 /** Host network plumbing the daemon does with iproute2, as libvirt does for its own taps. */
 public final class HostNet {
+    private static final Duration T = Duration.ofSeconds(10);
+
     private HostNet() {}
 
     /** Enslaves {@code link} to {@code bridge} and brings it up. */
@@ -20,18 +21,9 @@ public final class HostNet {
     }
 
     private static void run(String... cmd) throws IOException {
-        Process p = new ProcessBuilder(List.of(cmd)).redirectErrorStream(true).start();
-        try {
-            if (!p.waitFor(10, TimeUnit.SECONDS)) {
-                p.destroyForcibly();
-                throw new IOException(String.join(" ", cmd) + ": timed out");
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IOException("interrupted", e);
-        }
-        if (p.exitValue() != 0) {
-            throw new IOException(String.join(" ", cmd) + ": " + new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip());
+        Command.Result r = Command.run(T, cmd);
+        if (!r.ok()) {
+            throw new IOException(String.join(" ", cmd) + ": " + (r.out() + r.err()).strip());
         }
     }
 }

@@ -1,7 +1,7 @@
 package dev.colo.daemon.checkpoint;
 
 import dev.colo.checkpoint.coordinator.CheckpointRecord;
-import dev.colo.testkit.Lab;
+import dev.colo.lab.Lab;
 import java.time.Duration;
 import java.util.List;
 import java.util.function.ToLongFunction;

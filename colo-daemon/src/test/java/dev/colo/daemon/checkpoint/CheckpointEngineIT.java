@@ -3,7 +3,7 @@ package dev.colo.daemon.checkpoint;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.colo.checkpoint.coordinator.CheckpointRecord;
-import dev.colo.testkit.Lab;
+import dev.colo.lab.Lab;
 import java.time.Duration;
 import java.util.List;
 import org.junit.jupiter.api.BeforeAll;

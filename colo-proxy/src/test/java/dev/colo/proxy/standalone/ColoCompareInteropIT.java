@@ -2,11 +2,11 @@ package dev.colo.proxy.standalone;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.colo.testkit.Lab;
-import dev.colo.testkit.LabLan;
-import dev.colo.testkit.NetNs;
-import dev.colo.testkit.Shell;
-import dev.colo.testkit.TestGuest;
+import dev.colo.lab.Lab;
+import dev.colo.lab.LabLan;
+import dev.colo.host.posix.NetNamespace;
+import dev.colo.host.posix.Command;
+import dev.colo.lab.TestGuest;
 import java.io.IOException;
 import java.net.ServerSocket;
 import java.nio.file.Files;
@@ -52,7 +52,7 @@ class ColoCompareInteropIT {
         String svmTap = LabLan.newHostTap();
         List<Process> procs = new ArrayList<>();
         try (StandaloneCompare cmp = new StandaloneCompare(new CompareOptions(any, any, any, any, 1000, 100, 1024, false)).start();
-                LabLan lan = LabLan.create("interop"); NetNs parked = NetNs.create("svmpark")) {
+                LabLan lan = LabLan.create("interop"); NetNamespace parked = NetNamespace.create("svmpark")) {
             int pri = cmp.boundPort(StandaloneCompare.Role.PRIMARY_IN);
             int sec = cmp.boundPort(StandaloneCompare.Role.SECONDARY_IN);
             int out = cmp.boundPort(StandaloneCompare.Role.OUTDEV);
@@ -78,7 +78,7 @@ class ColoCompareInteropIT {
                     "-object", "filter-rewriter,id=rew0,netdev=hn0,queue=all"), dir.resolve("svm.log")));
             Thread.sleep(300); // QEMU opens the taps at start
             lan.plug(pvmTap);
-            Shell.run(Duration.ofSeconds(10), "ip", "link", "set", svmTap, "netns", parked.name()).orThrow();
+            Command.run(Duration.ofSeconds(10), "ip", "link", "set", svmTap, "netns", parked.name()).orThrow();
             parked.exec("ip", "link", "set", svmTap, "up").orThrow();
 
             try (FramedSocket notify = FramedSocket.tcp(cmp.boundPort(StandaloneCompare.Role.NOTIFY_DEV))) {

@@ -1,6 +1,5 @@
-package dev.colo.cli.demo;
+package dev.colo.lab;
 
-import dev.colo.testkit.LabLan;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;

@@ -11,9 +11,9 @@ import dev.colo.hypervisor.DomainState;
 import dev.colo.hypervisor.HypervisorException;
 import dev.colo.hypervisor.HypervisorException.Kind;
 import dev.colo.hypervisor.LifecycleEvent;
-import dev.colo.testkit.Lab;
-import dev.colo.testkit.Shell;
-import dev.colo.testkit.TestGuest;
+import dev.colo.lab.Lab;
+import dev.colo.host.posix.Command;
+import dev.colo.lab.TestGuest;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -44,7 +44,7 @@ class LibvirtRestartIT {
             try {
                 hv.start(d, false);
                 long pid = RamFileLocator.system().qemuPid(d.name());
-                Shell.run(Duration.ofSeconds(5), "kill", "-9", Long.toString(pid)).orThrow();
+                Command.run(Duration.ofSeconds(5), "kill", "-9", Long.toString(pid)).orThrow();
                 await().atMost(Duration.ofSeconds(15)).untilAsserted(() -> assertThat(events)
                         .filteredOn(e -> e.domain().equals(d)).extracting(LifecycleEvent::kind).contains(LifecycleEvent.Kind.CRASHED));
                 assertThat(hv.state(d)).isEqualTo(DomainState.SHUTOFF);
@@ -58,7 +58,7 @@ class LibvirtRestartIT {
     @Test
     void survivesLibvirtdRestartWithTypedErrorsWhileItIsDown() {
         Path pidFile = Path.of("/run/libvirtd.pid");
-        if ("systemd".equals(Shell.run(Duration.ofSeconds(5), "ps", "-p", "1", "-o", "comm=").out().trim())) {
+        if ("systemd".equals(Command.run(Duration.ofSeconds(5), "ps", "-p", "1", "-o", "comm=").out().trim())) {
             // Under systemd the service is restarted by systemctl instead; same expectations.
             restartUnderSystemd();
             return;
@@ -69,18 +69,18 @@ class LibvirtRestartIT {
             try {
                 hv.start(d, false);
                 String pid = Files.readString(pidFile).trim();
-                Shell.run(Duration.ofSeconds(5), "kill", pid).orThrow();
-                await().atMost(Duration.ofSeconds(20)).until(() -> !Shell.run(Duration.ofSeconds(5), "kill", "-0", pid).ok());
+                Command.run(Duration.ofSeconds(5), "kill", pid).orThrow();
+                await().atMost(Duration.ofSeconds(20)).until(() -> !Command.run(Duration.ofSeconds(5), "kill", "-0", pid).ok());
 
                 assertThatThrownBy(() -> hv.state(d))
                         .isInstanceOfSatisfying(HypervisorException.class, e -> assertThat(e.kind()).isEqualTo(Kind.UNAVAILABLE))
                         .hasMessageContaining("libvirtd");
 
-                Shell.run(Duration.ofSeconds(60), Lab.repoRoot().resolve("scripts/lab-up").toString()).orThrow();
+                Command.run(Duration.ofSeconds(60), Lab.repoRoot().resolve("scripts/lab-up").toString()).orThrow();
                 // Reconnects by itself; QEMU kept running while libvirtd was away.
                 assertThat(hv.state(d)).isEqualTo(DomainState.RUNNING);
             } finally {
-                Shell.run(Duration.ofSeconds(60), Lab.repoRoot().resolve("scripts/lab-up").toString());
+                Command.run(Duration.ofSeconds(60), Lab.repoRoot().resolve("scripts/lab-up").toString());
                 hv.destroy(d);
                 hv.undefine(d);
             }
@@ -92,7 +92,7 @@ class LibvirtRestartIT {
     private static void restartUnderSystemd() {
         try (LibvirtHypervisor hv = new LibvirtHypervisor("qemu:///system")) {
             assertThat(hv.lookup(PREFIX + "-none")).isEmpty();
-            Shell.run(Duration.ofSeconds(60), "systemctl", "restart", "libvirtd").orThrow();
+            Command.run(Duration.ofSeconds(60), "systemctl", "restart", "libvirtd").orThrow();
             await().atMost(Duration.ofSeconds(30)).ignoreExceptions().until(() -> hv.lookup(PREFIX + "-none").isEmpty());
         }
     }

@@ -1,4 +1,4 @@
-package dev.colo.testkit;
+package dev.colo.lab;
 
 import java.io.IOException;
 import java.nio.file.Files;

@@ -1,15 +1,8 @@
-package dev.colo.cli.demo;
+package dev.colo.lab;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.colo.checkpoint.link.PairCertificates;
-import dev.colo.cli.ControlClient;
+import dev.colo.host.posix.Command;
 import dev.colo.host.posix.NetNamespace;
-import dev.colo.testkit.Lab;
-import dev.colo.testkit.LabLan;
-import dev.colo.testkit.NetNs;
-import dev.colo.testkit.Shell;
-import dev.colo.testkit.TestGuest;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.Socket;
@@ -46,36 +39,20 @@ public final class HostPairLab implements AutoCloseable {
     /** One host of the pair. */
     public static final class Host {
         public final String node;
-        public final NetNs ns;
+        public final NetNamespace ns;
         public final String ip;
         public final Path config;
         public final Path socket;
         public final Path log;
         public Process daemon;
 
-        Host(String node, NetNs ns, String ip, Path dir) {
+        Host(String node, NetNamespace ns, String ip, Path dir) {
             this.node = node;
             this.ns = ns;
             this.ip = ip;
             this.config = dir.resolve(node + ".conf");
             this.socket = dir.resolve("run-" + node).resolve("colo.sock");
             this.log = dir.resolve(node + ".log");
-        }
-
-        /**
-         * One request to this host's daemon over its control socket (as the CLI sends it); its
-         * result, or an {@link IllegalStateException} with the daemon's reason and its log.
-         */
-        public JsonNode control(String op, String vm) {
-            ObjectNode req = ControlClient.request(op);
-            if (vm != null) {
-                req.put("vm", vm);
-            }
-            try (ControlClient c = ControlClient.connect(socket)) {
-                return c.call(req);
-            } catch (ControlClient.Unreachable | ControlClient.Refused e) {
-                throw new IllegalStateException(op + " on " + node + " failed: " + e.getMessage() + "\n--- " + node + " log:\n" + logText());
-            }
         }
 
         public String logText() {
@@ -100,12 +77,12 @@ public final class HostPairLab implements AutoCloseable {
         Lab.sweepStaleDomains(domainPrefix);
         dir = Files.createTempDirectory("colo-pair-" + tag);
         LabLan l = null;
-        NetNs na = null;
-        NetNs nb = null;
+        NetNamespace na = null;
+        NetNamespace nb = null;
         try {
             l = LabLan.create(tag);
-            na = NetNs.create(tag + "a");
-            nb = NetNs.create(tag + "b");
+            na = NetNamespace.create(tag + "a");
+            nb = NetNamespace.create(tag + "b");
             joinLan(l, na, "cv" + pid + "a", HOST_A_IP);
             joinLan(l, nb, "cv" + pid + "b", HOST_B_IP);
         } catch (RuntimeException e) {
@@ -124,15 +101,15 @@ public final class HostPairLab implements AutoCloseable {
         PairCertificates.issue(ca, b.node, Duration.ofDays(1), dir.resolve("pki").resolve(b.node));
         // Defined, not started: pairing turns it into a PVM and starts it.
         TestGuest g = TestGuest.locate();
-        Shell.Result r = Shell.run(T, "virsh", "-c", "qemu:///system", "define", write("guest.xml",
+        Command.Result r = Command.run(T, "virsh", "-c", "qemu:///system", "define", write("guest.xml",
                 g.domainXml(domain, 128, LabLan.GUEST_CIDR, TestGuest.tapNic("ct-unused", LabLan.GUEST_MAC), false, null)).toString());
         r.orThrow();
     }
 
-    private static void joinLan(LabLan lan, NetNs host, String veth, String ip) {
-        Shell.run(T, "ip", "link", "add", veth, "type", "veth", "peer", "name", veth + "l").orThrow();
-        Shell.run(T, "ip", "link", "set", veth, "netns", host.name()).orThrow();
-        Shell.run(T, "ip", "link", "set", veth + "l", "netns", lan.ns().name()).orThrow();
+    private static void joinLan(LabLan lan, NetNamespace host, String veth, String ip) {
+        Command.run(T, "ip", "link", "add", veth, "type", "veth", "peer", "name", veth + "l").orThrow();
+        Command.run(T, "ip", "link", "set", veth, "netns", host.name()).orThrow();
+        Command.run(T, "ip", "link", "set", veth + "l", "netns", lan.ns().name()).orThrow();
         lan.ns().exec("ip", "link", "set", veth + "l", "master", "br0").orThrow();
         lan.ns().exec("ip", "link", "set", veth + "l", "up").orThrow();
         host.exec("ip", "link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0").orThrow();
@@ -217,7 +194,7 @@ public final class HostPairLab implements AutoCloseable {
 
     /** Opens a long-lived TCP connection from the client namespace to the guest's echo service. */
     public Socket openEcho() throws Exception {
-        return NetNamespace.call(lan.ns().name(), () -> {
+        return lan.ns().call(() -> {
             Socket s = new Socket();
             s.connect(new InetSocketAddress(LabLan.GUEST_IP, 7), 10_000);
             s.setSoTimeout(30_000);
@@ -243,34 +220,6 @@ public final class HostPairLab implements AutoCloseable {
     /** The pid of a running domain's QEMU, from libvirt's pid file. */
     public static long qemuPid(String domainName) throws IOException {
         return Long.parseLong(Files.readString(Path.of("/run/libvirt/qemu/" + domainName + ".pid")).trim());
-    }
-
-    /** Drops the replication link (both directions) inside host B's namespace. */
-    public void partitionLink() {
-        b.ns.exec("nft", "add", "table", "inet", "colo_it").orThrow();
-        b.ns.exec("nft", "add", "chain", "inet", "colo_it", "in", "{ type filter hook input priority 0 ; }").orThrow();
-        b.ns.exec("nft", "add", "chain", "inet", "colo_it", "out", "{ type filter hook output priority 0 ; }").orThrow();
-        b.ns.exec("nft", "add", "rule", "inet", "colo_it", "in", "tcp", "sport", Integer.toString(LINK_PORT), "drop").orThrow();
-        b.ns.exec("nft", "add", "rule", "inet", "colo_it", "in", "tcp", "dport", Integer.toString(LINK_PORT), "drop").orThrow();
-        b.ns.exec("nft", "add", "rule", "inet", "colo_it", "out", "tcp", "sport", Integer.toString(LINK_PORT), "drop").orThrow();
-        b.ns.exec("nft", "add", "rule", "inet", "colo_it", "out", "tcp", "dport", Integer.toString(LINK_PORT), "drop").orThrow();
-    }
-
-    /** Drops {@code percent}% of the replication link's packets, both directions, inside host B. */
-    public void lossyLink(int percent) {
-        b.ns.exec("nft", "add", "table", "inet", "colo_it").orThrow();
-        b.ns.exec("nft", "add", "chain", "inet", "colo_it", "in", "{ type filter hook input priority 0 ; }").orThrow();
-        b.ns.exec("nft", "add", "chain", "inet", "colo_it", "out", "{ type filter hook output priority 0 ; }").orThrow();
-        for (String chain : new String[] {"in", "out"}) {
-            for (String dir : new String[] {"sport", "dport"}) {
-                b.ns.exec("nft", "add", "rule", "inet", "colo_it", chain, "tcp", dir, Integer.toString(LINK_PORT), "numgen", "random",
-                        "mod", "100", "<", Integer.toString(percent), "drop").orThrow();
-            }
-        }
-    }
-
-    public void healLink() {
-        b.ns.exec("nft", "delete", "table", "inet", "colo_it");
     }
 
     @Override

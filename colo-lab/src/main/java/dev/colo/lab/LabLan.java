@@ -1,4 +1,7 @@
-package dev.colo.testkit;
+package dev.colo.lab;
+
+import dev.colo.host.posix.Command;
+import dev.colo.host.posix.NetNamespace;
 
 import java.time.Duration;
 import java.util.ArrayList;
@@ -19,15 +22,15 @@ public final class LabLan implements AutoCloseable {
     private static final AtomicInteger TAPS = new AtomicInteger();
     private static final Duration T = Duration.ofSeconds(20);
 
-    private final NetNs ns;
+    private final NetNamespace ns;
     private final List<String> taps = new ArrayList<>();
 
-    private LabLan(NetNs ns) {
+    private LabLan(NetNamespace ns) {
         this.ns = ns;
     }
 
     public static LabLan create(String tag) {
-        NetNs ns = NetNs.create(tag);
+        NetNamespace ns = NetNamespace.create(tag);
         try {
             ns.exec("ip", "link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0").orThrow();
             ns.exec("ip", "link", "set", "br0", "address", CLIENT_MAC).orThrow();
@@ -40,20 +43,20 @@ public final class LabLan implements AutoCloseable {
         }
     }
 
-    public NetNs ns() {
+    public NetNamespace ns() {
         return ns;
     }
 
     /** A new persistent tap in the host namespace, for libvirt to hand to QEMU before we plug it. */
     public static String newHostTap() {
         String name = "ct" + (ProcessHandle.current().pid() % 100000) + "x" + TAPS.incrementAndGet();
-        Shell.run(T, "ip", "tuntap", "add", "dev", name, "mode", "tap").orThrow();
+        Command.run(T, "ip", "tuntap", "add", "dev", name, "mode", "tap").orThrow();
         return name;
     }
 
     /** Moves a host tap (already opened by QEMU) into this LAN's bridge. */
     public void plug(String tap) {
-        Shell.run(T, "ip", "link", "set", tap, "netns", ns.name()).orThrow();
+        Command.run(T, "ip", "link", "set", tap, "netns", ns.name()).orThrow();
         taps.add(tap);
         ns.exec("ip", "link", "set", tap, "master", "br0").orThrow();
         ns.exec("ip", "link", "set", tap, "up").orThrow();
@@ -67,12 +70,12 @@ public final class LabLan implements AutoCloseable {
 
     /** Deletes a tap still in the host namespace (created but never plugged). */
     public static void deleteHostTap(String tap) {
-        Shell.run(T, "ip", "link", "del", tap);
+        Command.run(T, "ip", "link", "del", tap);
     }
 
     /** One HTTP GET from the client side; null when nothing answered in time. */
     public String httpGet(String path, Duration timeout) {
-        Shell.Result r = ns.exec(timeout.plusSeconds(2), "curl", "-s", "-m", Long.toString(Math.max(1, timeout.toSeconds())),
+        Command.Result r = ns.exec(timeout.plusSeconds(2), "curl", "-s", "-m", Long.toString(Math.max(1, timeout.toSeconds())),
                 "http://" + GUEST_IP + path);
         return r.ok() ? r.out() : null;
     }

@@ -4,7 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.colo.host.libvirt.LibvirtHypervisor;
 import dev.colo.hypervisor.DomainState;
-import dev.colo.testkit.Lab;
+import dev.colo.lab.Lab;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;

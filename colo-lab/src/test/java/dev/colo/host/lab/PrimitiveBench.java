@@ -1,7 +1,7 @@
 package dev.colo.host.lab;
 
 import dev.colo.host.libvirt.LibvirtHypervisor;
-import dev.colo.testkit.Lab;
+import dev.colo.lab.Lab;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;

@@ -1,4 +1,6 @@
-package dev.colo.testkit;
+package dev.colo.lab;
+
+import dev.colo.host.posix.Command;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -54,12 +56,12 @@ public final class Lab {
 
     /** Deletes leftovers of earlier runs that died before their cleanup (domains named colo-it-*). */
     public static void sweepStaleDomains(String prefix) {
-        Shell.Result r = Shell.run(Duration.ofSeconds(20), "virsh", "-c", "qemu:///system", "list", "--all", "--name");
+        Command.Result r = Command.run(Duration.ofSeconds(20), "virsh", "-c", "qemu:///system", "list", "--all", "--name");
         for (String line : r.out().split("\n")) {
             String name = line.trim();
             if (name.startsWith(prefix)) {
-                Shell.run(Duration.ofSeconds(20), "virsh", "-c", "qemu:///system", "destroy", name);
-                Shell.run(Duration.ofSeconds(20), "virsh", "-c", "qemu:///system", "undefine", name);
+                Command.run(Duration.ofSeconds(20), "virsh", "-c", "qemu:///system", "destroy", name);
+                Command.run(Duration.ofSeconds(20), "virsh", "-c", "qemu:///system", "undefine", name);
             }
         }
     }

@@ -3,9 +3,9 @@ package dev.colo.host.lab;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.colo.host.tap.TapDevice;
-import dev.colo.testkit.Lab;
-import dev.colo.testkit.NetNs;
-import dev.colo.testkit.Shell;
+import dev.colo.lab.Lab;
+import dev.colo.host.posix.NetNamespace;
+import dev.colo.host.posix.Command;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import org.junit.jupiter.api.BeforeAll;
@@ -28,7 +28,7 @@ class TapDeviceIT {
     @Test
     void readsAndWritesFramesInsideANamespace() throws Exception {
         String name = "ctap" + (ProcessHandle.current().pid() % 100000);
-        try (NetNs ns = NetNs.create("tap"); TapDevice tap = TapDevice.open(name)) {
+        try (NetNamespace ns = NetNamespace.create("tap"); TapDevice tap = TapDevice.open(name)) {
             assertThat(tap.name()).isEqualTo(name);
             ns.adopt(name, "10.202.0.1/24");
             Thread ping = new Thread(() -> ns.exec(Duration.ofSeconds(10), "ping", "-c", "3", "-W", "1", "10.202.0.2"));
@@ -61,7 +61,7 @@ class TapDeviceIT {
             assertThat(neigh).contains("02:c0:10:00:00:22");
         }
         // A non-persistent tap disappears with its fd (the namespace is gone too).
-        assertThat(Shell.run(Duration.ofSeconds(5), "ip", "link", "show", name).ok()).isFalse();
+        assertThat(Command.run(Duration.ofSeconds(5), "ip", "link", "show", name).ok()).isFalse();
     }
 
     private static boolean targetIs(ByteBuffer frame, int ipOffset) {

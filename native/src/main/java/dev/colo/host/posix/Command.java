@@ -1,4 +1,4 @@
-package dev.colo.testkit;
+package dev.colo.host.posix;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -10,9 +10,12 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
-/** Runs host commands for lab tests with a timeout; output is captured, never inherited. */
-public final class Shell {
-    private Shell() {}
+/**
+ * Runs a host command (iproute2, nft, virsh) with a timeout; output is captured, never inherited.
+ * The daemon plumbs its tap with it; the lab builds namespaces and bridges with it.
+ */
+public final class Command {
+    private Command() {}
 
     /** The outcome of one command. */
     public record Result(List<String> command, int exitCode, String out, String err) {
@@ -72,7 +75,7 @@ public final class Shell {
             } catch (IOException e) {
                 throw new UncheckedIOException(e);
             }
-        }, "shell-pump");
+        }, "command-pump");
         t.setDaemon(true);
         t.start();
         return t;
