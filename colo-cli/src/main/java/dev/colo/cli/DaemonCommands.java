@@ -89,20 +89,21 @@ final class DaemonCommands {
         @Override
         void print(JsonNode r) {
             PrintWriter o = out();
-            String row = "%-" + Math.max(10, r.path("vm").asText().length() + 2) + "s %-10s %-12s %-7s %-26s %s%n";
-            o.printf(row, "VM", "ROLE", "STATE", "EPOCH", "PEER", "LINK");
+            String row = "%-" + Math.max(10, r.path("vm").asText().length() + 2) + "s %-10s %-12s %-5s %-10s %-26s %s%n";
+            o.printf(row, "VM", "ROLE", "STATE", "TERM", "CHECKPOINT", "PEER", "LINK");
             JsonNode p = r.path("peer");
-            o.printf(row.replace("%s%n", "%s (last heartbeat %d ms ago)%n").replace("%-7s", "%-7d"), r.path("vm").asText(), r.path("role").asText(),
-                    r.path("state").asText(), r.path("epoch").asLong(), p.path("node").asText() + "@" + p.path("address").asText(),
-                    p.path("link").asText(), p.path("last_heartbeat_ms_ago").asLong());
+            o.printf(row.replace("%s%n", "%s (last heartbeat %d ms ago)%n").replace("%-5s", "%-5d").replace("%-10s %-26s", "%-10d %-26s"),
+                    r.path("vm").asText(), r.path("role").asText(), r.path("state").asText(), r.path("term").asLong(),
+                    r.path("checkpoint").asLong(), p.path("node").asText() + "@" + p.path("address").asText(), p.path("link").asText(),
+                    p.path("last_heartbeat_ms_ago").asLong());
             o.println();
             o.printf("  domain               %s%n", r.path("domain").asText("-"));
             JsonNode c = r.path("last_checkpoint");
             if (c.isMissingNode()) {
                 o.printf("  last checkpoint      none yet%n");
             } else {
-                o.printf("  last checkpoint      epoch %d, %s ago, %s (%s), %s, paused %.1f ms, %d pages, %s on the wire, SVM ready %.1f ms%n",
-                        c.path("epoch").asLong(), age(c.path("age_ms").asLong()), c.path("trigger").asText(), c.path("reason").asText(),
+                o.printf("  last checkpoint      %d, %s ago, %s (%s), %s, paused %.1f ms, %d pages, %s on the wire, SVM ready %.1f ms%n",
+                        c.path("seq").asLong(), age(c.path("age_ms").asLong()), c.path("trigger").asText(), c.path("reason").asText(),
                         c.path("outcome").asText(), c.path("paused_ms").asDouble(), c.path("dirty_pages").asLong(),
                         bytes(c.path("wire_bytes").asLong()), c.path("svm_ready_ms").asDouble());
             }
@@ -167,8 +168,8 @@ final class DaemonCommands {
         @Override
         void print(JsonNode r) {
             JsonNode c = r.path("last_checkpoint");
-            out().printf("%s PROTECTED by %s at epoch %d: first checkpoint %d pages, %s on the wire, PVM paused %.1f ms%n",
-                    r.path("vm").asText(), r.path("peer").path("node").asText(), r.path("epoch").asLong(), c.path("dirty_pages").asLong(),
+            out().printf("%s PROTECTED by %s from checkpoint %d: first checkpoint %d pages, %s on the wire, PVM paused %.1f ms%n",
+                    r.path("vm").asText(), r.path("peer").path("node").asText(), r.path("checkpoint").asLong(), c.path("dirty_pages").asLong(),
                     bytes(c.path("wire_bytes").asLong()), c.path("paused_ms").asDouble());
         }
     }
@@ -204,14 +205,14 @@ final class DaemonCommands {
         @Override
         void print(JsonNode r) {
             out().printf("checkpoint %d %s: PVM paused %.1f ms, %d dirty pages, %s raw, %s on the wire, device state %s, SVM ready %.1f ms%n",
-                    r.path("epoch").asLong(), r.path("outcome").asText(), r.path("paused_ms").asDouble(), r.path("dirty_pages").asLong(),
+                    r.path("seq").asLong(), r.path("outcome").asText(), r.path("paused_ms").asDouble(), r.path("dirty_pages").asLong(),
                     bytes(r.path("raw_bytes").asLong()), bytes(r.path("wire_bytes").asLong()), bytes(r.path("device_state_bytes").asLong()),
                     r.path("svm_ready_ms").asDouble());
         }
     }
 
     @Command(name = "failover", mixinStandardHelpOptions = true, description = "Move the service to the other node.",
-            footer = {"", "  --planned  on the primary: pause the PVM, let the SVM catch up, hand over (no request lost).",
+            footer = {"", "  --planned  on the primary: a last checkpoint that leaves the PVM paused, then the hand-over (no request lost).",
                     "  --force    on the secondary: take over now, on your word (make sure the primary is really gone).", "",
                     "Examples:", "  colo failover web1 --planned", "  colo failover web1 --force --yes"})
     static final class FailoverVerb extends Verb {
@@ -251,8 +252,8 @@ final class DaemonCommands {
 
         @Override
         void print(JsonNode r) {
-            out().printf("%s: this node is now %s (%s) at epoch %d%n", r.path("vm").asText(), r.path("state").asText(),
-                    r.path("role").asText(), r.path("epoch").asLong());
+            out().printf("%s: this node is now %s (%s) in term %d%n", r.path("vm").asText(), r.path("state").asText(),
+                    r.path("role").asText(), r.path("term").asLong());
         }
     }
 

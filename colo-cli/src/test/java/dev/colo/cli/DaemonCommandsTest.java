@@ -36,7 +36,7 @@ class DaemonCommandsTest {
         peer.put("link", "up");
         peer.put("last_heartbeat_ms_ago", 12);
         Map<String, Object> ckpt = new LinkedHashMap<>();
-        ckpt.put("epoch", 9);
+        ckpt.put("seq", 9);
         ckpt.put("age_ms", 2300);
         ckpt.put("trigger", "divergence");
         ckpt.put("reason", "tcp payload mismatch");
@@ -51,7 +51,8 @@ class DaemonCommandsTest {
         m.put("node", "host-a");
         m.put("role", "primary");
         m.put("state", "PROTECTED");
-        m.put("epoch", 9);
+        m.put("term", 1);
+        m.put("checkpoint", 9);
         m.put("domain", "web1");
         m.put("peer", peer);
         m.put("last_checkpoint", ckpt);
@@ -93,7 +94,7 @@ class DaemonCommandsTest {
             @Override
             public Map<String, Object> checkpoint(String domain, Duration timeout) {
                 calls.add("checkpoint " + domain);
-                return Map.of("epoch", 10, "outcome", "committed", "full", false, "paused_ms", 39.5, "dirty_pages", 120, "raw_bytes",
+                return Map.of("seq", 10, "outcome", "committed", "full", false, "paused_ms", 39.5, "dirty_pages", 120, "raw_bytes",
                         491_520, "wire_bytes", 200_000, "device_state_bytes", 616_000, "svm_ready_ms", 65.0);
             }
 
@@ -128,7 +129,7 @@ class DaemonCommandsTest {
         ColoRun r = colo("status", "--socket", s());
         assertThat(r.code()).isZero();
         assertThat(r.out()).contains("VM").contains("PROTECTED").contains("host-b@10.0.0.12:7450").contains("up (last heartbeat 12 ms ago)")
-                .contains("epoch 9, 2 s ago, divergence (tcp payload mismatch), committed, paused 41.2 ms, 310 pages")
+                .contains("last checkpoint      9, 2 s ago, divergence (tcp payload mismatch), committed, paused 41.2 ms, 310 pages")
                 .contains("checkpoints/minute   4").contains("held output          3 frames");
         ColoRun j = colo("status", "--json", "--socket", s());
         assertThat(ControlClient.JSON.readTree(j.out()).path("last_checkpoint").path("paused_ms").asDouble()).isEqualTo(41.2);
@@ -139,7 +140,7 @@ class DaemonCommandsTest {
         ColoRun ok = colo("pair", "web1", "--socket", s(), "--timeout", "30");
         assertThat(ok.code()).isZero();
         assertThat(ok.err()).contains("pairing web1: preparing the PVM");
-        assertThat(ok.out()).contains("web1 PROTECTED by host-b at epoch 9");
+        assertThat(ok.out()).contains("web1 PROTECTED by host-b from checkpoint 9");
         assertThat(calls).contains("pair web1 30");
         assertThat(colo("pair", "web1", "--peer", "10.0.0.12", "--socket", s()).code()).isZero();
         assertThat(colo("pair", "web1", "--peer", "host-b", "--socket", s()).code()).isZero();

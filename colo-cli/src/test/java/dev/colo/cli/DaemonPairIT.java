@@ -61,12 +61,12 @@ class DaemonPairIT {
             ColoRun statusA = colo("status", "--json", "--socket", sa);
             JsonNode a = ControlClient.JSON.readTree(statusA.out());
             assertThat(a.path("state").asText()).isEqualTo("PROTECTED");
-            assertThat(a.path("epoch").asLong()).isGreaterThanOrEqualTo(2);
-            assertThat(colo("status", "--socket", sa).out()).contains("PROTECTED").contains("last checkpoint      epoch");
+            assertThat(a.path("checkpoint").asLong()).isGreaterThanOrEqualTo(2);
+            assertThat(colo("status", "--socket", sa).out()).contains("PROTECTED").containsPattern("last checkpoint      [0-9]+, ");
             ColoRun statusB = colo("status", "--socket", sb);
             assertThat(statusB.out()).contains("STANDBY");
             assertThat(Command.run(Duration.ofSeconds(10), "ip", "netns", "exec", lab.a.ns.name(), "curl", "-s",
-                    "http://127.0.0.1:9467/metrics").out()).contains("colo_checkpoint_paused_seconds_bucket").contains("colo_epoch");
+                    "http://127.0.0.1:9467/metrics").out()).contains("colo_checkpoint_paused_seconds_bucket").contains("colo_term").contains("colo_checkpoint_seq");
 
             // Host A dies: its QEMU and its daemon, both with SIGKILL.
             long qemu = HostPairLab.qemuPid(lab.domain);

@@ -113,12 +113,12 @@ class FaultMatrixIT {
     void killOfTheSvmQemuLeavesThePrimaryServingThenReprotects() throws Exception {
         try (HostPairLab lab = new HostPairLab("fsvm")) {
             ClientLoad load = protectedPairUnderLoad(lab);
-            long epochBefore = status(lab.a).path("epoch").asLong();
+            long epochBefore = status(lab.a).path("checkpoint").asLong();
             String svm = status(lab.b).path("domain").asText();
             Command.run(Duration.ofSeconds(5), "kill", "-9", Long.toString(HostPairLab.qemuPid(svm)));
             await("host-a UNPROTECTED", lab, Duration.ofSeconds(30), () -> !state(lab.a).equals("PROTECTED"));
             await("host-a PROTECTED again", lab, Duration.ofSeconds(120), () -> state(lab.a).equals("PROTECTED"));
-            long epochAfter = status(lab.a).path("epoch").asLong();
+            long epochAfter = status(lab.a).path("checkpoint").asLong();
             assertThat(epochAfter).isGreaterThan(epochBefore);
             Thread.sleep(1500);
             report("kill -9 SVM QEMU", load.stop(), lab);

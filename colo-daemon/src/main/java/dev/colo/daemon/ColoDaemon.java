@@ -7,7 +7,8 @@ import dev.colo.daemon.control.ControlServer;
 import dev.colo.daemon.events.EventJournal;
 import dev.colo.daemon.metrics.DaemonMetrics;
 import dev.colo.daemon.systemd.SdNotify;
-import dev.colo.daemon.vm.ProtectedVm;
+import dev.colo.daemon.control.ControlApi;
+import dev.colo.daemon.node.NodeAssembly;
 import dev.colo.host.libvirt.LibvirtHypervisor;
 import dev.colo.hypervisor.HypervisorException;
 import java.nio.file.Path;
@@ -94,9 +95,10 @@ public final class ColoDaemon {
                 return finish(Exit.UNAVAILABLE, notify);
             }
             started.push(hv::close);
-            ProtectedVm vm = new ProtectedVm(cfg, hv, events, metrics);
-            started.push(vm);
-            vm.start();
+            NodeAssembly node = new NodeAssembly(cfg, hv, events, metrics);
+            started.push(node);
+            node.start();
+            ControlApi vm = node.control();
             started.push(new ControlServer(cfg.controlSocket(), vm, events));
             String status = "protecting " + cfg.vm().domain() + " as " + cfg.node().role().name().toLowerCase();
             notify.ready(status);
@@ -135,7 +137,7 @@ public final class ColoDaemon {
     }
 
     /** Pings systemd's watchdog from a thread that also proves the control thread answers. */
-    private void startWatchdog(SdNotify notify, ProtectedVm vm) {
+    private void startWatchdog(SdNotify notify, ControlApi vm) {
         long usec = SdNotify.watchdogMicros();
         if (!notify.active() || usec <= 0) {
             return;
@@ -145,7 +147,7 @@ public final class ColoDaemon {
                 try {
                     Map<String, Object> s = vm.status();
                     notify.watchdog();
-                    notify.status(s.get("role") + " " + s.get("state") + " epoch " + s.get("epoch"));
+                    notify.status(s.get("role") + " " + s.get("state") + " term " + s.get("term") + " checkpoint " + s.get("checkpoint"));
                     Thread.sleep(Math.max(100, usec / 2000));
                 } catch (InterruptedException e) {
                     return;

@@ -53,6 +53,8 @@ public final class SimulatedHypervisor implements Hypervisor {
         boolean incoming;
         boolean loaded;
         boolean postMigrate;
+        /** The guest has run in this process (a loaded standby's first cont starts it from its RAM). */
+        boolean guestRan;
 
         Sim(String name, String uuid, String xml) {
             this.name = name;
@@ -77,6 +79,51 @@ public final class SimulatedHypervisor implements Hypervisor {
     private final List<String> qmpLog = new ArrayList<>();
     private boolean available = true;
     private boolean closed;
+    private long defined;
+    private GuestHooks guests = new GuestHooks() { };
+    private java.util.function.LongConsumer charge = ns -> { };
+    private final Map<String, Long> costNs = new HashMap<>();
+
+    /**
+     * What runs inside the simulated domains (the pair simulation's guest models): told when a
+     * domain starts, is about to pause (it may still write its RAM), runs again (after a load, it
+     * starts from what the RAM holds) and stops.
+     */
+    public interface GuestHooks {
+        default void started(DomainRef domain, String xml, boolean paused) {
+        }
+
+        default void pausing(DomainRef domain) {
+        }
+
+        default void resumed(DomainRef domain, boolean loadedFromState) {
+        }
+
+        default void stopped(DomainRef domain) {
+        }
+    }
+
+    public synchronized void setGuestHooks(GuestHooks hooks) {
+        this.guests = hooks;
+    }
+
+    /**
+     * Declares what operations cost in (simulated) time: each call of {@code operation} ("define",
+     * "start", "stop", "cont", "migrate", "migrate-incoming", "map") charges its cost to
+     * {@code charge}, e.g. the simulated world's running task.
+     */
+    public synchronized void setCosts(java.util.function.LongConsumer charge, Map<String, Long> costs) {
+        this.charge = charge;
+        this.costNs.clear();
+        this.costNs.putAll(costs);
+    }
+
+    private void cost(String operation) {
+        Long c = costNs.get(operation);
+        if (c != null) {
+            charge.accept(c);
+        }
+    }
 
     // --- fault injection and guest behaviour (test-facing) ---
 
@@ -112,6 +159,9 @@ public final class SimulatedHypervisor implements Hypervisor {
         LifecycleEvent e;
         synchronized (this) {
             Sim s = byName(domainName).orElseThrow();
+            if (s.state.isActive()) {
+                guests.stopped(s.ref());
+            }
             s.state = DomainState.SHUTOFF;
             s.ram = new byte[0];
             e = new LifecycleEvent(s.ref(), LifecycleEvent.Kind.CRASHED, "killed");
@@ -178,12 +228,14 @@ public final class SimulatedHypervisor implements Hypervisor {
         DomainRef ref;
         synchronized (this) {
             check("define");
+            cost("define");
             Matcher n = NAME.matcher(domainXml);
             if (!n.find()) {
                 throw new HypervisorException(Kind.UNSUPPORTED_DOMAIN, "domain XML has no <name>");
             }
             Matcher u = UUID_TAG.matcher(domainXml);
-            String uuid = u.find() ? u.group(1) : UUID.randomUUID().toString();
+            // Without a <uuid> libvirt makes one; here it is derived, so a seeded run replays exactly.
+            String uuid = u.find() ? u.group(1) : UUID.nameUUIDFromBytes((n.group(1) + "#" + (++defined)).getBytes(StandardCharsets.UTF_8)).toString();
             Optional<Sim> sameName = byName(n.group(1));
             if (sameName.isPresent() && !sameName.get().uuid.equals(uuid)) {
                 throw new HypervisorException(Kind.FAILED, "domain " + n.group(1) + " already exists with uuid " + sameName.get().uuid);
@@ -210,8 +262,16 @@ public final class SimulatedHypervisor implements Hypervisor {
             s.incoming = s.xml.contains("'-incoming'") || s.xml.contains("\"-incoming\"");
             s.loaded = false;
             s.postMigrate = false;
+            s.guestRan = !paused;
             s.state = paused ? DomainState.PAUSED : DomainState.RUNNING;
             ref = s.ref();
+            cost("start");
+            try {
+                guests.started(ref, s.xml, paused);
+            } catch (RuntimeException e) {
+                s.state = DomainState.SHUTOFF; // QEMU exits when it cannot start
+                throw e;
+            }
         }
         fire(new LifecycleEvent(ref, LifecycleEvent.Kind.STARTED, "BOOTED"));
     }
@@ -242,6 +302,7 @@ public final class SimulatedHypervisor implements Hypervisor {
                 s.state = DomainState.SHUTOFF;
                 s.ram = new byte[0];
                 ref = s.ref();
+                guests.stopped(ref);
             }
         }
         if (ref != null) {
@@ -287,7 +348,9 @@ public final class SimulatedHypervisor implements Hypervisor {
     @Override
     public synchronized String describe(DomainRef domain, boolean inactive) {
         check("describe");
-        return sim(domain).xml;
+        Sim s = sim(domain);
+        // libvirt's description always carries the domain's UUID.
+        return UUID_TAG.matcher(s.xml).find() ? s.xml : s.xml.replaceFirst("</name>", "</name><uuid>" + s.uuid + "</uuid>");
     }
 
     @Override
@@ -316,14 +379,24 @@ public final class SimulatedHypervisor implements Hypervisor {
         ObjectNode ret = JsonNodeFactory.instance.objectNode();
         switch (command) {
             case "stop":
+                cost("stop");
+                if (s.state == DomainState.RUNNING) {
+                    guests.pausing(s.ref());
+                }
                 s.state = DomainState.PAUSED;
                 return ret;
             case "cont":
+                cost("cont");
                 if (s.incoming && !s.loaded) {
                     throw new QmpException(command, "GenericError", "migration is expected, state has not been loaded");
                 }
+                boolean wasPaused = s.state == DomainState.PAUSED;
                 s.state = DomainState.RUNNING;
                 s.postMigrate = false;
+                if (wasPaused) {
+                    guests.resumed(s.ref(), s.incoming && s.loaded && !s.guestRan);
+                    s.guestRan = true;
+                }
                 return ret;
             case "query-status":
                 ret.put("running", s.state == DomainState.RUNNING);
@@ -345,6 +418,7 @@ public final class SimulatedHypervisor implements Hypervisor {
         if (!s.sharedRam()) {
             throw new HypervisorException(Kind.UNSUPPORTED_DOMAIN, "domain " + s.name + " has no shared file-backed memory");
         }
+        cost("migrate");
         Duration cost = saveCost.getOrDefault(s.name, Duration.ZERO);
         if (cost.compareTo(timeout) > 0) {
             throw new HypervisorException(Kind.TIMEOUT, "device-state save of " + s.name + " did not finish within " + timeout.toMillis() + " ms");
@@ -358,6 +432,7 @@ public final class SimulatedHypervisor implements Hypervisor {
         check("load device state");
         Sim s = sim(standby);
         qmpLog.add(s.name + ":migrate-incoming");
+        cost("migrate-incoming");
         try {
             if (!s.incoming || s.state != DomainState.PAUSED) {
                 throw new HypervisorException(Kind.INVALID_STATE, "domain " + s.name + " is not a paused -incoming defer standby");
@@ -388,6 +463,7 @@ public final class SimulatedHypervisor implements Hypervisor {
         if (!s.state.isActive()) {
             throw new HypervisorException(Kind.INVALID_STATE, "domain " + s.name + " is not running");
         }
+        cost("map");
         return new ArrayRam(s.name, s.ram);
     }
 

@@ -5,22 +5,28 @@ package dev.colo.checkpoint.coordinator;
  * outcome with the matching {@code on…} event of {@link CheckpointCoordinator}.
  */
 public interface CheckpointActions {
-    void pause(long epoch);
+    void pause(long seq);
 
-    /** The PVM is paused: client input from now on belongs to {@code epoch}'s SVM. */
-    void snapshot(long epoch);
+    /** The PVM is paused: client input from now on belongs to the SVM of {@code seq}. */
+    void snapshot(long seq);
 
-    void capture(long epoch, boolean full);
+    void capture(long seq, boolean full);
 
-    void resume(long epoch);
+    void resume(long seq);
 
-    void ship(long epoch);
+    void ship(long seq);
 
-    /** The secondary runs {@code epoch}'s SVM: PVM output held up to it may leave. */
-    void release(long epoch);
+    /** The secondary runs the SVM of {@code seq}: PVM output held up to it may leave. */
+    void release(long seq);
 
-    /** Give up {@code epoch} on both sides: input goes back to the previous SVM, partial state is dropped. */
-    void abandon(long epoch, String reason);
+    /** Give up {@code seq} on both sides: input goes back to the previous SVM, partial state is dropped. */
+    void abandon(long seq, String reason);
+
+    /**
+     * A switchover checkpoint committed: the PVM stays paused for good and the secondary's SVM of
+     * {@code seq} is the VM now; tell the secondary to take over.
+     */
+    void handOver(long seq);
 
     /** One line of figures per finished checkpoint, committed or not. */
     void record(CheckpointRecord record);

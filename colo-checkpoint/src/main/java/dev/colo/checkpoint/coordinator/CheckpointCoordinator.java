@@ -8,10 +8,14 @@ import java.util.function.Consumer;
  * Runs checkpoints one at a time. Pure: no threads, no clock, no IO; every change of state passes
  * through {@link #state}, which validates it and reports it with its reason.
  *
- * <p>Epochs grow by one per committed checkpoint: an aborted attempt at epoch N is retried as N.
- * A failure at any step resumes the PVM if it may be paused, abandons the attempt (the previous SVM
- * keeps running, its input comes back to it) and makes the next checkpoint full. PVM output held
- * before checkpoint N leaves only when the secondary acknowledges N.
+ * <p>Every attempt gets its own checkpoint sequence number, one more than the last attempt's: an
+ * aborted attempt's number is never used again, so nothing buffered for it can be mistaken for the
+ * retry's. A failure at any step resumes the PVM if it may be paused, abandons the attempt (the
+ * previous SVM keeps running and keeps getting its input) and makes the next checkpoint full. PVM
+ * output produced before snapshot N leaves, if not matched before, when the secondary acknowledges N.
+ *
+ * <p>A switchover is a checkpoint that never resumes the PVM: once the secondary runs its SVM, the
+ * coordinator hands over and stops ({@link State#HANDED_OVER}); if it fails, the PVM is resumed.
  */
 public final class CheckpointCoordinator {
 
@@ -27,17 +31,22 @@ public final class CheckpointCoordinator {
         /** An attempt failed while the PVM may be paused: resuming it before anything else. */
         ABORT_RESUMING,
         /** Waiting out the backoff after an abort before the full resync. */
-        BACKOFF
+        BACKOFF,
+        /** A switchover committed: the PVM stays paused and the secondary serves. Final. */
+        HANDED_OVER
     }
 
     /** A state change, for the daemon's log. */
-    public record Transition(State from, State to, long epoch, String reason, long atNs) {}
+    public record Transition(State from, State to, long seq, String reason, long atNs) {}
 
     private final CoordinatorConfig config;
     private final CheckpointActions actions;
     private final Consumer<Transition> onTransition;
     private State state = State.IDLE;
-    private long committedEpoch;
+    /** The last committed checkpoint: the running SVM was loaded from it. */
+    private long committedSeq;
+    /** The number of the attempt in flight, or of the last one. */
+    private long attemptSeq;
     private long stateSinceNs;
     private long lastCommitNs;
     private boolean needFull = true;
@@ -54,30 +63,32 @@ public final class CheckpointCoordinator {
     private long wireBytes;
     private long deviceBytes;
     private String abortReason;
+    private boolean handover;
     // Triggers that arrived while busy, coalesced into one next checkpoint.
     private Trigger pendingTrigger;
     private String pendingReason;
     private int coalesced;
 
     public CheckpointCoordinator(CoordinatorConfig config, CheckpointActions actions, Consumer<Transition> onTransition,
-            long committedEpoch) {
+            long lastSeq) {
         this.config = config;
         this.actions = actions;
         this.onTransition = onTransition;
-        this.committedEpoch = committedEpoch;
+        this.committedSeq = lastSeq;
+        this.attemptSeq = lastSeq;
     }
 
     public State state() {
         return state;
     }
 
-    public long committedEpoch() {
-        return committedEpoch;
+    public long committedSeq() {
+        return committedSeq;
     }
 
-    /** The epoch of the attempt in flight, or the next one. */
-    public long inFlightEpoch() {
-        return committedEpoch + 1;
+    /** The sequence number of the attempt in flight (or of the last attempt, when idle). */
+    public long attemptSeq() {
+        return attemptSeq;
     }
 
     public int coalescedTriggers() {
@@ -89,7 +100,7 @@ public final class CheckpointCoordinator {
         if (!allowed(state, next)) {
             throw new IllegalStateException("checkpoint coordinator: illegal transition " + state + " -> " + next + " (" + why + ")");
         }
-        Transition t = new Transition(state, next, inFlightEpoch(), why, nowNs);
+        Transition t = new Transition(state, next, attemptSeq, why, nowNs);
         state = next;
         stateSinceNs = nowNs;
         onTransition.accept(t);
@@ -99,25 +110,30 @@ public final class CheckpointCoordinator {
         return switch (from) {
             case IDLE -> to == State.PAUSING;
             case PAUSING -> to == State.CAPTURING || to == State.ABORT_RESUMING;
-            case CAPTURING -> to == State.RESUMING || to == State.ABORT_RESUMING;
+            // A switchover goes from capture straight to shipping: its PVM is never resumed.
+            case CAPTURING -> to == State.RESUMING || to == State.SHIPPING || to == State.ABORT_RESUMING;
             case RESUMING -> to == State.SHIPPING || to == State.ABORT_RESUMING;
-            case SHIPPING -> to == State.AWAITING_ACK || to == State.BACKOFF;
-            case AWAITING_ACK -> to == State.IDLE || to == State.BACKOFF;
+            case SHIPPING -> to == State.AWAITING_ACK || to == State.BACKOFF || to == State.ABORT_RESUMING;
+            case AWAITING_ACK -> to == State.IDLE || to == State.BACKOFF || to == State.ABORT_RESUMING || to == State.HANDED_OVER;
             case ABORT_RESUMING -> to == State.BACKOFF;
             case BACKOFF -> to == State.PAUSING || to == State.IDLE;
+            case HANDED_OVER -> false;
         };
     }
 
     // --- triggers ---
 
-    /** Asks for a checkpoint; coalesced with any in flight. */
+    /** Asks for a checkpoint; coalesced with any in flight. A switchover request wins over others. */
     public void onTrigger(Trigger t, String why, long nowNs) {
+        if (state == State.HANDED_OVER) {
+            return;
+        }
         if (state == State.IDLE) {
             begin(t, why, nowNs);
             return;
         }
         coalesced++;
-        if (pendingTrigger == null) {
+        if (pendingTrigger == null || t == Trigger.SWITCHOVER) {
             pendingTrigger = t;
             pendingReason = why;
         }
@@ -131,42 +147,51 @@ public final class CheckpointCoordinator {
     }
 
     private void begin(Trigger t, String why, long nowNs) {
+        attemptSeq++;
         trigger = t;
         reason = why;
+        handover = t == Trigger.SWITCHOVER;
         full = needFull;
         attemptStartNs = nowNs;
         pausedNs = dirtyPages = rawBytes = wireBytes = deviceBytes = 0;
         abortReason = null;
         state(State.PAUSING, nowNs, t.name().toLowerCase() + ": " + why);
-        actions.pause(inFlightEpoch());
+        actions.pause(attemptSeq);
     }
 
     // --- step outcomes ---
 
-    public void onPaused(long epoch, long nowNs) {
-        if (!current(epoch, State.PAUSING)) {
+    public void onPaused(long seq, long nowNs) {
+        if (!current(seq, State.PAUSING)) {
             return;
         }
         pausedAtNs = nowNs;
-        actions.snapshot(epoch);
+        actions.snapshot(seq);
         state(State.CAPTURING, nowNs, "PVM paused");
-        actions.capture(epoch, full);
+        actions.capture(seq, full);
     }
 
-    public void onCaptured(long epoch, long pages, long raw, long wire, long deviceStateBytes, long nowNs) {
-        if (!current(epoch, State.CAPTURING)) {
+    public void onCaptured(long seq, long pages, long raw, long wire, long deviceStateBytes, long nowNs) {
+        if (!current(seq, State.CAPTURING)) {
             return;
         }
         dirtyPages = pages;
         rawBytes = raw;
         wireBytes = wire;
         deviceBytes = deviceStateBytes;
-        state(State.RESUMING, nowNs, pages + " dirty pages and " + deviceStateBytes + " bytes of device state captured");
-        actions.resume(epoch);
+        String captured = pages + " dirty pages and " + deviceStateBytes + " bytes of device state captured";
+        if (handover) {
+            pausedNs = nowNs - pausedAtNs;
+            state(State.SHIPPING, nowNs, captured + "; switchover: the PVM stays paused");
+            actions.ship(seq);
+            return;
+        }
+        state(State.RESUMING, nowNs, captured);
+        actions.resume(seq);
     }
 
-    public void onResumed(long epoch, long nowNs) {
-        if (epoch != inFlightEpoch()) {
+    public void onResumed(long seq, long nowNs) {
+        if (seq != attemptSeq) {
             return;
         }
         if (state == State.ABORT_RESUMING) {
@@ -179,45 +204,51 @@ public final class CheckpointCoordinator {
         }
         pausedNs = nowNs - pausedAtNs;
         state(State.SHIPPING, nowNs, "PVM running again after " + pausedNs / 1_000 + " us");
-        actions.ship(epoch);
+        actions.ship(seq);
     }
 
-    public void onShipped(long epoch, long wire, long nowNs) {
-        if (!current(epoch, State.SHIPPING)) {
+    public void onShipped(long seq, long wire, long nowNs) {
+        if (!current(seq, State.SHIPPING)) {
             return;
         }
         wireBytes = wire;
         state(State.AWAITING_ACK, nowNs, "checkpoint shipped, " + wire + " bytes on the wire");
     }
 
-    public void onAck(long epoch, long svmReadyNs, long nowNs) {
-        if (current(epoch, State.SHIPPING)) {
+    public void onAck(long seq, long svmReadyNs, long nowNs) {
+        if (current(seq, State.SHIPPING)) {
             // A fast secondary can answer before our own "shipped" event is processed.
             state(State.AWAITING_ACK, nowNs, "acknowledged before the ship step reported back");
         }
-        if (!current(epoch, State.AWAITING_ACK)) {
+        if (!current(seq, State.AWAITING_ACK)) {
             return;
         }
-        committedEpoch = epoch;
+        committedSeq = seq;
         lastCommitNs = nowNs;
         needFull = false;
-        actions.release(epoch);
-        actions.record(new CheckpointRecord(epoch, trigger, reason, full, "committed", pausedNs, dirtyPages, rawBytes, wireBytes,
+        actions.release(seq);
+        actions.record(new CheckpointRecord(seq, trigger, reason, full, "committed", pausedNs, dirtyPages, rawBytes, wireBytes,
                 deviceBytes, svmReadyNs, nowNs - attemptStartNs));
-        state(State.IDLE, nowNs, "secondary runs the SVM of epoch " + epoch);
+        if (handover) {
+            state(State.HANDED_OVER, nowNs, "secondary runs the SVM of checkpoint " + seq + "; handing over, the PVM stays paused");
+            actions.handOver(seq);
+            return;
+        }
+        state(State.IDLE, nowNs, "secondary runs the SVM of checkpoint " + seq);
         startPending(nowNs);
     }
 
     /** A step failed (QMP error, stream cut, CRC mismatch, secondary refused, link down). */
-    public void onStepFailed(long epoch, Step step, String why, long nowNs) {
-        if (epoch != inFlightEpoch() || state == State.IDLE || state == State.BACKOFF || state == State.ABORT_RESUMING) {
+    public void onStepFailed(long seq, Step step, String why, long nowNs) {
+        if (seq != attemptSeq || state == State.IDLE || state == State.BACKOFF || state == State.ABORT_RESUMING
+                || state == State.HANDED_OVER) {
             return;
         }
         abort(step.name().toLowerCase() + " failed: " + why, nowNs);
     }
 
-    private boolean current(long epoch, State expected) {
-        return epoch == inFlightEpoch() && state == expected;
+    private boolean current(long seq, State expected) {
+        return seq == attemptSeq && state == expected;
     }
 
     // --- aborts ---
@@ -225,19 +256,22 @@ public final class CheckpointCoordinator {
     private void abort(String why, long nowNs) {
         abortReason = why;
         needFull = true;
-        if (state == State.PAUSING || state == State.CAPTURING || state == State.RESUMING) {
-            // The PVM may be paused: never leave it so.
+        boolean mayBePaused = state == State.PAUSING || state == State.CAPTURING || state == State.RESUMING
+                || (handover && (state == State.SHIPPING || state == State.AWAITING_ACK));
+        if (mayBePaused) {
+            // The PVM may be paused: never leave it so (a failed switchover resumes it too).
             state(State.ABORT_RESUMING, nowNs, why + "; resuming the PVM");
-            actions.resume(inFlightEpoch());
+            actions.resume(attemptSeq);
             return;
         }
         finishAbort(nowNs);
     }
 
     private void finishAbort(long nowNs) {
-        long epoch = inFlightEpoch();
-        actions.abandon(epoch, abortReason);
-        actions.record(new CheckpointRecord(epoch, trigger, reason, full, "aborted: " + abortReason, pausedNs, dirtyPages, rawBytes,
+        long seq = attemptSeq;
+        handover = false;
+        actions.abandon(seq, abortReason);
+        actions.record(new CheckpointRecord(seq, trigger, reason, full, "aborted: " + abortReason, pausedNs, dirtyPages, rawBytes,
                 wireBytes, deviceBytes, 0, nowNs - attemptStartNs));
         state(State.BACKOFF, nowNs, abortReason + "; full resync in " + config.retryBackoffNs() / 1_000_000 + " ms");
     }
@@ -254,7 +288,7 @@ public final class CheckpointCoordinator {
             }
             case BACKOFF -> {
                 if (nowNs - stateSinceNs >= config.retryBackoffNs()) {
-                    Trigger t = pendingTrigger != null ? pendingTrigger : Trigger.RESYNC;
+                    Trigger t = pendingTrigger != null && pendingTrigger != Trigger.SWITCHOVER ? pendingTrigger : Trigger.RESYNC;
                     String why = pendingTrigger != null ? pendingReason + " (after an aborted checkpoint)" : "resync after: " + abortReason;
                     pendingTrigger = null;
                     pendingReason = null;
@@ -265,9 +299,12 @@ public final class CheckpointCoordinator {
                 if (nowNs - stateSinceNs >= config.resumeTimeoutNs()) {
                     // The PVM will not resume: ask again and say so; the failover logic sees it too.
                     stateSinceNs = nowNs;
-                    onTransition.accept(new Transition(state, state, inFlightEpoch(), "PVM still paused, asking it to resume again", nowNs));
-                    actions.resume(inFlightEpoch());
+                    onTransition.accept(new Transition(state, state, attemptSeq, "PVM still paused, asking it to resume again", nowNs));
+                    actions.resume(attemptSeq);
                 }
+            }
+            case HANDED_OVER -> {
+                // final
             }
             default -> {
                 Step step = stepOf(state);

@@ -11,5 +11,7 @@ public enum Trigger {
     /** An operator or the daemon asked. */
     ON_DEMAND,
     /** The first checkpoint of a pair, or the one after an abort: full. */
-    RESYNC
+    RESYNC,
+    /** A planned switchover: the last checkpoint of this primary; the PVM is not resumed. */
+    SWITCHOVER
 }

@@ -1,5 +1,6 @@
 package dev.colo.checkpoint.engine;
 
+import com.google.protobuf.ByteString;
 import dev.colo.checkpoint.coordinator.CheckpointActions;
 import dev.colo.checkpoint.coordinator.CheckpointCoordinator;
 import dev.colo.checkpoint.coordinator.CheckpointRecord;
@@ -22,45 +23,56 @@ import dev.colo.checkpoint.ship.PageBatches;
 import dev.colo.hypervisor.DomainRef;
 import dev.colo.hypervisor.GuestRam;
 import dev.colo.hypervisor.Hypervisor;
+import dev.colo.runtime.Cancellable;
+import dev.colo.runtime.Lane;
+import dev.colo.runtime.LifeCycle;
+import dev.colo.runtime.NodeRuntime;
 import java.time.Duration;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.TimeUnit;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.function.LongSupplier;
 import java.util.stream.LongStream;
 import java.util.zip.CRC32C;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The primary half of the engine: runs the coordinator on its own thread and carries out its
- * actions. Hypervisor calls and page work run on one worker thread; their outcomes go back to the
+ * The primary half of the engine: runs the coordinator on its own lane and carries out its
+ * actions. Hypervisor calls and page work run on the worker lane; their outcomes go back to the
  * coordinator as events. The shadow holds guest RAM as of the last checkpoint; pages are shipped
  * from it after the PVM resumed, so the pause covers only the scan and the device-state save.
+ * Lanes and the clock come from the node's runtime; after {@link #close()} every late event is
+ * refused by the engine's lifecycle.
  */
 public final class PrimaryCheckpointEngine implements CheckpointActions, AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(PrimaryCheckpointEngine.class);
     private static final Duration QMP = Duration.ofSeconds(5);
+    private static final long SEND_RETRY_NS = 1_000_000L;
 
-    /** What the engine tells the daemon (the proxy's path, metrics). Called on the coordinator thread. */
+    /** What the engine tells the node (the proxy's path, metrics). */
     public interface Listener {
         /**
-         * Checkpoint {@code epoch} is about to pause the PVM; called on the engine's worker and
-         * the pause waits for it (the proxy starts feeding the next SVM before the pause).
+         * Checkpoint {@code seq} is about to pause the PVM; called on the engine's worker and the
+         * pause waits for it (the proxy starts feeding the next SVM before the pause).
          */
-        default void onPausing(long epoch) {
+        default void onPausing(long seq) {
         }
 
-        /** Client input from now on belongs to {@code epoch}'s SVM. */
-        default void onSnapshot(long epoch) {
+        /** The PVM is paused: its output from now on is not covered by checkpoint {@code seq}. */
+        default void onSnapshot(long seq) {
         }
 
-        /** PVM output held up to {@code epoch} may leave. */
-        default void onRelease(long epoch) {
+        /** The secondary runs the SVM of {@code seq}: PVM output produced before its snapshot may leave. */
+        default void onRelease(long seq) {
         }
 
-        /** {@code epoch} was given up; input goes back to the running SVM. */
-        default void onAbandon(long epoch, String reason) {
+        /** {@code seq} was given up; the running SVM stays and keeps its input. */
+        default void onAbandon(long seq, String reason) {
+        }
+
+        /** A switchover committed at {@code seq}: the PVM stays paused, the secondary must take over. */
+        default void onHandOver(long seq) {
         }
 
         /** The figures of one finished attempt. */
@@ -74,119 +86,106 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
     private final LinkPort link;
     private final Codec codec;
     private final Listener listener;
-    private final ScheduledExecutorService coordinatorThread;
-    private final ExecutorService worker;
-    private final ExecutorService scanPool;
-    private final ExecutorService savePool;
+    private final NodeRuntime runtime;
+    private final Lane coordinatorLane;
+    private final Lane worker;
+    private final LifeCycle life = new LifeCycle("checkpoint engine");
     private final CheckpointCoordinator coordinator;
-    private final CoordinatorConfig config;
+    private final LongSupplier term;
+    private Cancellable ticker = Cancellable.NONE;
+    /** The checkpoint being shipped; a shipment that waits for the link stops once it was abandoned. */
+    private volatile long shippingSeq = -1;
     private GuestRam ram;
     private ShadowMemory shadow;
     private DirtyPageScanner scanner;
     private long[] capturedPages = new long[0];
     private byte[] capturedDevice = new byte[0];
     private boolean capturedFull;
-    private volatile boolean closed;
 
-    public PrimaryCheckpointEngine(String pair, Hypervisor hv, DomainRef pvm, LinkPort link, Codec codec, CoordinatorConfig config,
-            Listener listener) {
-        this(pair, hv, pvm, link, codec, config, listener, 0);
-    }
-
-    /** @param fromEpoch the pair's epoch so far; this engine's first (full) checkpoint is {@code fromEpoch + 1} */
-    public PrimaryCheckpointEngine(String pair, Hypervisor hv, DomainRef pvm, LinkPort link, Codec codec, CoordinatorConfig config,
-            Listener listener, long fromEpoch) {
+    /**
+     * @param lastSeq the pair's last checkpoint so far; this engine's first (full) checkpoint is
+     *     {@code lastSeq + 1}
+     * @param term the node's current failover term, stamped on every message
+     */
+    public PrimaryCheckpointEngine(String pair, NodeRuntime runtime, Hypervisor hv, DomainRef pvm, LinkPort link, Codec codec,
+            CoordinatorConfig config, Listener listener, long lastSeq, LongSupplier term) {
         this.pair = pair;
+        this.runtime = runtime;
         this.hv = hv;
         this.pvm = pvm;
         this.link = link;
         this.codec = codec;
-        this.config = config;
         this.listener = listener;
-        this.coordinatorThread = Executors.newSingleThreadScheduledExecutor(r -> daemon(r, "colo-ckpt-coordinator"));
-        this.worker = Executors.newSingleThreadExecutor(r -> daemon(r, "colo-ckpt-worker"));
-        // The scan uses every core; the device-state save waits on QEMU on its own thread. (Leaving a
-        // core to QEMU's migration thread was measured too: on a saturated 2-core lab the pause got
-        // longer, 48-55 ms median against 40-41 ms.)
-        this.scanPool = Executors.newFixedThreadPool(Runtime.getRuntime().availableProcessors(), r -> daemon(r, "colo-ckpt-scan"));
-        this.savePool = Executors.newSingleThreadExecutor(r -> daemon(r, "colo-ckpt-save"));
+        this.term = term;
+        this.coordinatorLane = runtime.lane("ckpt-coordinator");
+        this.worker = runtime.lane("ckpt-worker");
         this.coordinator = new CheckpointCoordinator(config, this, t -> log.atInfo().addKeyValue("pair", pair)
-                .addKeyValue("epoch", t.epoch()).addKeyValue("from", t.from()).addKeyValue("to", t.to()).addKeyValue("reason", t.reason())
-                .log("checkpoint state changed"), fromEpoch);
+                .addKeyValue("ckpt", t.seq()).addKeyValue("from", t.from()).addKeyValue("to", t.to()).addKeyValue("reason", t.reason())
+                .log("checkpoint state changed"), lastSeq);
     }
 
-    private static Thread daemon(Runnable r, String name) {
-        Thread t = new Thread(r, name);
-        t.setDaemon(true);
-        return t;
+    private long now() {
+        return runtime.nowNs();
     }
 
     /** Maps the PVM's RAM and starts protection with a full first checkpoint. */
     public void start() {
-        worker.execute(() -> {
+        life.transition(LifeCycle.State.STARTING);
+        worker.execute(life.guard(() -> {
             try {
                 ram = hv.mapGuestRam(pvm);
                 ram.prefault(); // the first, full copy must not pay a page fault per page in the pause
                 shadow = ShadowMemory.like(ram);
-                scanner = new DirtyPageScanner(scanPool);
+                scanner = new DirtyPageScanner(runtime.parallel());
                 hv.prepareCheckpoint(pvm, QMP);
             } catch (RuntimeException e) {
-                log.atError().addKeyValue("pair", pair).addKeyValue("vm", pvm.name()).addKeyValue("reason", e.getMessage())
+                log.atError().addKeyValue("pair", pair).addKeyValue("domain", pvm.name()).addKeyValue("reason", e.getMessage())
                         .log("cannot start checkpointing");
-                throw e;
+                post(() -> coordinator.start(now()));
+                return;
             }
-            post(() -> coordinator.start(System.nanoTime()));
-        });
-        coordinatorThread.scheduleAtFixedRate(() -> coordinator.doWork(System.nanoTime()), 50, 50, TimeUnit.MILLISECONDS);
+            life.tryTransition(LifeCycle.State.RUNNING);
+            post(() -> coordinator.start(now()));
+        }));
+        ticker = coordinatorLane.every(50_000_000L, 50_000_000L, life.guard(() -> coordinator.doWork(now())));
     }
 
     public void trigger(Trigger t, String why) {
-        post(() -> coordinator.onTrigger(t, why, System.nanoTime()));
+        post(() -> coordinator.onTrigger(t, why, now()));
     }
 
-    /** Messages from the secondary. */
-    public void onLinkMessage(Envelope e) {
-        if (e.getBodyCase() == Envelope.BodyCase.CHECKPOINT_ACK) {
-            var ack = e.getCheckpointAck();
-            long now = System.nanoTime();
-            if (ack.getStatus() == Status.OK) {
-                post(() -> coordinator.onAck(ack.getCheckpointEpoch(), ack.getSvmReadyNs(), now));
-            } else {
-                post(() -> coordinator.onStepFailed(ack.getCheckpointEpoch(), Step.ACK, "secondary: " + ack.getStatus() + " " + ack.getDetail(), now));
-            }
+    /** An acknowledgement from the secondary. */
+    public void onAck(dev.colo.checkpoint.link.proto.CheckpointAck ack) {
+        long t = now();
+        if (ack.getStatus() == Status.OK) {
+            post(() -> coordinator.onAck(ack.getCheckpointSeq(), ack.getSvmReadyNs(), t));
+        } else {
+            post(() -> coordinator.onStepFailed(ack.getCheckpointSeq(), Step.ACK, "secondary: " + ack.getStatus() + " " + ack.getDetail(), t));
         }
     }
 
     /** The link to the secondary went down: whatever is in flight cannot complete. */
     public void onLinkDown(String why) {
-        post(() -> coordinator.onStepFailed(coordinator.inFlightEpoch(), Step.SHIP, "link down: " + why, System.nanoTime()));
+        post(() -> coordinator.onStepFailed(coordinator.attemptSeq(), Step.SHIP, "link down: " + why, now()));
     }
 
-    public long committedEpoch() {
-        return callOnCoordinator(coordinator::committedEpoch);
-    }
+    /** The coordinator's state and last committed checkpoint, read on its lane. */
+    public record Progress(CheckpointCoordinator.State state, long committedSeq, long attemptSeq) {}
 
-    public CheckpointCoordinator.State state() {
-        return callOnCoordinator(coordinator::state);
-    }
-
-    private <T> T callOnCoordinator(java.util.concurrent.Callable<T> c) {
+    public Progress progress() {
         try {
-            return coordinatorThread.submit(c).get(5, TimeUnit.SECONDS);
+            return coordinatorLane.call(() -> new Progress(coordinator.state(), coordinator.committedSeq(), coordinator.attemptSeq()));
         } catch (Exception e) {
-            throw new IllegalStateException("coordinator did not answer", e);
+            throw new IllegalStateException("checkpoint coordinator did not answer: " + e.getMessage(), e);
         }
+    }
+
+    public long committedSeq() {
+        return progress().committedSeq();
     }
 
     private void post(Runnable r) {
-        try {
-            coordinatorThread.execute(r);
-        } catch (java.util.concurrent.RejectedExecutionException e) {
-            if (!closed) {
-                throw e;
-            }
-            // closed with a step in flight (fencing, unpairing): its outcome no longer matters
-        }
+        coordinatorLane.execute(life.guard(r));
     }
 
     private interface Work {
@@ -194,43 +193,46 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
     }
 
     /** Runs blocking work on the worker; a failure becomes the step's failure event. */
-    private void work(long epoch, Step step, Work w) {
-        worker.execute(() -> {
+    private void work(long seq, Step step, Work w) {
+        worker.execute(life.guard(() -> {
             try {
                 w.run();
             } catch (Exception e) {
                 String why = e.getMessage() == null ? e.toString() : e.getMessage();
-                post(() -> coordinator.onStepFailed(epoch, step, why, System.nanoTime()));
+                post(() -> coordinator.onStepFailed(seq, step, why, now()));
             }
-        });
+        }));
     }
 
-    // --- CheckpointActions (called on the coordinator thread) ---
+    // --- CheckpointActions (called on the coordinator lane) ---
 
     @Override
-    public void pause(long epoch) {
-        work(epoch, Step.PAUSE, () -> {
-            listener.onPausing(epoch);
+    public void pause(long seq) {
+        work(seq, Step.PAUSE, () -> {
+            if (ram == null) {
+                throw new IllegalStateException("the PVM's RAM is not mapped (see the earlier error)");
+            }
+            listener.onPausing(seq);
             hv.pause(pvm, QMP);
-            long now = System.nanoTime();
-            post(() -> coordinator.onPaused(epoch, now));
+            long t = now();
+            post(() -> coordinator.onPaused(seq, t));
         });
     }
 
     @Override
-    public void snapshot(long epoch) {
-        listener.onSnapshot(epoch);
+    public void snapshot(long seq) {
+        listener.onSnapshot(seq);
     }
 
     @Override
-    public void capture(long epoch, boolean full) {
-        work(epoch, Step.CAPTURE, () -> {
+    public void capture(long seq, boolean full) {
+        work(seq, Step.CAPTURE, () -> {
             // Both need only a paused PVM: save device state while the pages are scanned.
-            long t0 = System.nanoTime();
+            long t0 = now();
             long[] saveDone = new long[1];
-            java.util.concurrent.Future<byte[]> save = savePool.submit(() -> {
+            java.util.concurrent.Future<byte[]> save = runtime.parallel().submit(() -> {
                 byte[] b = hv.saveDeviceState(pvm, QMP).bytes();
-                saveDone[0] = System.nanoTime();
+                saveDone[0] = now();
                 return b;
             });
             long[] pages;
@@ -240,93 +242,115 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
             } else {
                 pages = scanner.scanAndUpdate(ram, shadow);
             }
-            long tScan = System.nanoTime();
+            long tScan = now();
             byte[] device;
             try {
-                device = save.get(QMP.toMillis(), TimeUnit.MILLISECONDS);
+                device = save.get(QMP.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
             } catch (java.util.concurrent.ExecutionException ex) {
                 throw ex.getCause() instanceof Exception c ? c : ex;
             }
             capturedPages = pages;
             capturedDevice = device;
             capturedFull = full;
-            long now = System.nanoTime();
-            log.atDebug().addKeyValue("pair", pair).addKeyValue("epoch", epoch).addKeyValue("pages", pages.length)
+            long t = now();
+            log.atDebug().addKeyValue("pair", pair).addKeyValue("ckpt", seq).addKeyValue("pages", pages.length)
                     .addKeyValue("scan_ms", String.format("%.1f", (tScan - t0) / 1e6))
                     .addKeyValue("save_ms", String.format("%.1f", (saveDone[0] - t0) / 1e6))
-                    .addKeyValue("capture_ms", String.format("%.1f", (now - t0) / 1e6)).log("checkpoint captured");
-            post(() -> coordinator.onCaptured(epoch, pages.length, (long) pages.length * GuestRam.PAGE_SIZE, 0, device.length, now));
+                    .addKeyValue("capture_ms", String.format("%.1f", (t - t0) / 1e6)).log("checkpoint captured");
+            post(() -> coordinator.onCaptured(seq, pages.length, (long) pages.length * GuestRam.PAGE_SIZE, 0, device.length, t));
         });
     }
 
     @Override
-    public void resume(long epoch) {
-        work(epoch, Step.RESUME, () -> {
-            long t0 = System.nanoTime();
+    public void resume(long seq) {
+        work(seq, Step.RESUME, () -> {
+            long t0 = now();
             hv.resume(pvm, QMP);
-            long now = System.nanoTime();
-            log.atDebug().addKeyValue("pair", pair).addKeyValue("epoch", epoch)
-                    .addKeyValue("cont_ms", String.format("%.1f", (now - t0) / 1e6)).log("PVM resumed");
-            post(() -> coordinator.onResumed(epoch, now));
+            long t = now();
+            log.atDebug().addKeyValue("pair", pair).addKeyValue("ckpt", seq).addKeyValue("cont_ms", String.format("%.1f", (t - t0) / 1e6))
+                    .log("PVM resumed");
+            post(() -> coordinator.onResumed(seq, t));
         });
     }
 
     @Override
-    public void ship(long epoch) {
-        work(epoch, Step.SHIP, () -> {
-            PageBatches.Encoded enc = PageBatches.encode(epoch, capturedPages, shadow, codec, 256);
-            send(Envelope.newBuilder().setCheckpointBegin(CheckpointBegin.newBuilder().setCheckpointEpoch(epoch).setFull(capturedFull)
-                    .setGuestRamBytes(ram.size()).setPageSize(GuestRam.PAGE_SIZE).setBatches(enc.batches().size())), epoch);
+    public void ship(long seq) {
+        shippingSeq = seq;
+        work(seq, Step.SHIP, () -> {
+            PageBatches.Encoded enc = PageBatches.encode(seq, capturedPages, shadow, codec, 256);
+            List<Envelope> messages = new ArrayList<>(enc.batches().size() + 3);
+            messages.add(envelope(Envelope.newBuilder().setCheckpointBegin(CheckpointBegin.newBuilder().setCheckpointSeq(seq)
+                    .setFull(capturedFull).setGuestRamBytes(ram.size()).setPageSize(GuestRam.PAGE_SIZE).setBatches(enc.batches().size()))));
             for (PageBatch b : enc.batches()) {
-                send(Envelope.newBuilder().setPages(b), epoch);
+                messages.add(envelope(Envelope.newBuilder().setPages(b)));
             }
             CRC32C crc = new CRC32C();
             crc.update(capturedDevice);
             // Device state is ~600 KB, mostly ROM and BIOS images: it compresses well.
             byte[] packedDevice = codec.compress(capturedDevice, capturedDevice.length);
-            send(Envelope.newBuilder().setDeviceState(DeviceState.newBuilder().setCheckpointEpoch(epoch)
-                    .setState(com.google.protobuf.ByteString.copyFrom(packedDevice)).setCrc32C((int) crc.getValue())
-                    .setCodec(codec.wireName()).setRawLength(capturedDevice.length)), epoch);
-            send(Envelope.newBuilder().setCheckpointCommit(CheckpointCommit.newBuilder().setCheckpointEpoch(epoch)
-                    .setBatches(enc.batches().size()).setDirtyPages(capturedPages.length)), epoch);
+            messages.add(envelope(Envelope.newBuilder().setDeviceState(DeviceState.newBuilder().setCheckpointSeq(seq)
+                    .setState(ByteString.copyFrom(packedDevice)).setCrc32C((int) crc.getValue()).setCodec(codec.wireName())
+                    .setRawLength(capturedDevice.length))));
+            messages.add(envelope(Envelope.newBuilder().setCheckpointCommit(CheckpointCommit.newBuilder().setCheckpointSeq(seq)
+                    .setBatches(enc.batches().size()).setDirtyPages(capturedPages.length))));
             long wire = enc.wireBytes() + packedDevice.length;
-            long now = System.nanoTime();
-            post(() -> coordinator.onShipped(epoch, wire, now));
+            sendAll(seq, messages.iterator(), wire);
         });
     }
 
-    /** Sends with backpressure: waits while the link cannot take more (the ship step has a timeout). */
-    private void send(Envelope.Builder b, long epoch) throws InterruptedException {
-        Envelope e = b.setProtocolVersion(LinkProtocol.VERSION).setPair(pair).setEpoch(epoch).setRole(Role.PRIMARY).build();
-        while (!link.writable()) {
-            Thread.sleep(1);
+    /**
+     * Sends with backpressure: while the link is above its high-water mark the rest waits on the
+     * worker lane (never a blocked thread), bounded by the ship step's timeout.
+     */
+    private void sendAll(long seq, Iterator<Envelope> rest, long wire) {
+        while (rest.hasNext()) {
+            if (!link.writable()) {
+                worker.schedule(SEND_RETRY_NS, life.guard(() -> {
+                    if (shippingSeq == seq) {
+                        sendAll(seq, rest, wire);
+                    }
+                }));
+                return;
+            }
+            link.send(rest.next());
         }
-        link.send(e);
+        long t = now();
+        post(() -> coordinator.onShipped(seq, wire, t));
+    }
+
+
+    private Envelope envelope(Envelope.Builder b) {
+        return b.setProtocolVersion(LinkProtocol.VERSION).setPair(pair).setTerm(term.getAsLong()).setRole(Role.PRIMARY).build();
     }
 
     @Override
-    public void release(long epoch) {
-        listener.onRelease(epoch);
-        worker.execute(() -> {
+    public void release(long seq) {
+        listener.onRelease(seq);
+        worker.execute(life.guard(() -> {
             try {
                 hv.prepareCheckpoint(pvm, QMP);
             } catch (RuntimeException e) {
-                log.atWarn().addKeyValue("pair", pair).addKeyValue("vm", pvm.name()).addKeyValue("reason", e.getMessage())
+                log.atWarn().addKeyValue("pair", pair).addKeyValue("domain", pvm.name()).addKeyValue("reason", e.getMessage())
                         .log("cannot prepare the next checkpoint ahead of time; it will prepare inline");
             }
-        });
+        }));
     }
 
     @Override
-    public void abandon(long epoch, String reason) {
-        listener.onAbandon(epoch, reason);
-        link.send(Envelope.newBuilder().setProtocolVersion(LinkProtocol.VERSION).setPair(pair).setEpoch(epoch).setRole(Role.PRIMARY)
-                .setCheckpointAbort(CheckpointAbort.newBuilder().setCheckpointEpoch(epoch).setReason(reason)).build());
+    public void abandon(long seq, String reason) {
+        shippingSeq = -1;
+        listener.onAbandon(seq, reason);
+        link.send(envelope(Envelope.newBuilder().setCheckpointAbort(CheckpointAbort.newBuilder().setCheckpointSeq(seq).setReason(reason))));
+    }
+
+    @Override
+    public void handOver(long seq) {
+        listener.onHandOver(seq);
     }
 
     @Override
     public void record(CheckpointRecord r) {
-        log.atInfo().addKeyValue("pair", pair).addKeyValue("vm", pvm.name()).addKeyValue("epoch", r.epoch())
+        log.atInfo().addKeyValue("pair", pair).addKeyValue("domain", pvm.name()).addKeyValue("ckpt", r.seq())
                 .addKeyValue("trigger", r.trigger().name().toLowerCase()).addKeyValue("reason", r.reason()).addKeyValue("full", r.full())
                 .addKeyValue("outcome", r.outcome()).addKeyValue("paused_ms", String.format("%.1f", r.pausedNs() / 1e6))
                 .addKeyValue("dirty_pages", r.dirtyPages()).addKeyValue("raw_bytes", r.rawBytes()).addKeyValue("wire_bytes", r.wireBytes())
@@ -335,15 +359,24 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
         listener.onRecord(r);
     }
 
+    /**
+     * Stops checkpointing. A step in flight finishes its blocking call, but nothing it reports is
+     * acted on any more; the RAM mapping is released on the worker, after whatever runs there now.
+     */
     @Override
     public void close() {
-        closed = true;
-        coordinatorThread.shutdownNow();
-        worker.shutdownNow();
-        scanPool.shutdownNow();
-        savePool.shutdownNow();
-        if (ram != null) {
-            ram.close();
-        }
+        life.closeOnce(() -> {
+            ticker.cancel();
+            worker.execute(() -> {
+                if (ram != null) {
+                    ram.close();
+                    ram = null;
+                }
+            });
+        });
+    }
+
+    public boolean closed() {
+        return life.closed();
     }
 }

@@ -25,7 +25,7 @@ public final class CheckpointAssembler {
 
     public CheckpointAssembler(CheckpointBegin begin, long guestRamBytes) {
         if (begin.getGuestRamBytes() != guestRamBytes) {
-            throw new CorruptBatchException("checkpoint " + begin.getCheckpointEpoch() + " is for " + begin.getGuestRamBytes()
+            throw new CorruptBatchException("checkpoint " + begin.getCheckpointSeq() + " is for " + begin.getGuestRamBytes()
                     + " bytes of guest RAM, our standby has " + guestRamBytes);
         }
         if (begin.getPageSize() != GuestRam.PAGE_SIZE) {
@@ -35,13 +35,13 @@ public final class CheckpointAssembler {
         this.pageCount = guestRamBytes / GuestRam.PAGE_SIZE;
     }
 
-    public long epoch() {
-        return begin.getCheckpointEpoch();
+    public long seq() {
+        return begin.getCheckpointSeq();
     }
 
     public void onBatch(PageBatch b) {
-        if (b.getCheckpointEpoch() != epoch()) {
-            throw new CorruptBatchException("batch for epoch " + b.getCheckpointEpoch() + " during checkpoint " + epoch());
+        if (b.getCheckpointSeq() != seq()) {
+            throw new CorruptBatchException("batch for checkpoint " + b.getCheckpointSeq() + " during checkpoint " + seq());
         }
         if (b.getSequence() >= begin.getBatches()) {
             throw new CorruptBatchException("batch " + b.getSequence() + " beyond the " + begin.getBatches() + " announced");
@@ -52,8 +52,8 @@ public final class CheckpointAssembler {
     }
 
     public void onDeviceState(DeviceState d) {
-        if (d.getCheckpointEpoch() != epoch()) {
-            throw new CorruptBatchException("device state for epoch " + d.getCheckpointEpoch() + " during checkpoint " + epoch());
+        if (d.getCheckpointSeq() != seq()) {
+            throw new CorruptBatchException("device state for checkpoint " + d.getCheckpointSeq() + " during checkpoint " + seq());
         }
         byte[] raw = d.getCodec().isEmpty() ? d.getState().toByteArray()
                 : Codec.fromWire(d.getCodec()).decompress(d.getState().toByteArray(), d.getRawLength());
@@ -67,8 +67,8 @@ public final class CheckpointAssembler {
 
     /** Verifies everything, then writes the pages into {@code standbyRam}; returns the device state. */
     public byte[] commit(CheckpointCommit c, GuestRam standbyRam) {
-        if (c.getCheckpointEpoch() != epoch()) {
-            throw new CorruptBatchException("commit for epoch " + c.getCheckpointEpoch() + " during checkpoint " + epoch());
+        if (c.getCheckpointSeq() != seq()) {
+            throw new CorruptBatchException("commit for checkpoint " + c.getCheckpointSeq() + " during checkpoint " + seq());
         }
         if (batches.size() != begin.getBatches() || c.getBatches() != begin.getBatches()) {
             List<Integer> missing = new ArrayList<>();
@@ -77,14 +77,14 @@ public final class CheckpointAssembler {
                     missing.add(i);
                 }
             }
-            throw new CorruptBatchException("checkpoint " + epoch() + " incomplete: missing batches " + missing);
+            throw new CorruptBatchException("checkpoint " + seq() + " incomplete: missing batches " + missing);
         }
         if (deviceState == null) {
-            throw new CorruptBatchException("checkpoint " + epoch() + " has no device state");
+            throw new CorruptBatchException("checkpoint " + seq() + " has no device state");
         }
         List<PageBatches.Verified> verified = new ArrayList<>();
         for (PageBatch b : batches.values()) {
-            verified.add(PageBatches.verify(b, epoch(), pageCount));
+            verified.add(PageBatches.verify(b, seq(), pageCount));
         }
         for (PageBatches.Verified v : verified) {
             PageBatches.apply(v, standbyRam);

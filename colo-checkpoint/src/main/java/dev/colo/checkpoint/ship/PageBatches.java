@@ -23,10 +23,10 @@ public final class PageBatches {
     public record Encoded(List<PageBatch> batches, long pages, long zeroPages, long rawBytes, long wireBytes) {}
 
     /** Encodes {@code pages} (in order) from the shadow, at most {@code pagesPerBatch} data pages per batch. */
-    public static Encoded encode(long epoch, long[] pages, ShadowMemory shadow, Codec codec, int pagesPerBatch) {
+    public static Encoded encode(long seq, long[] pages, ShadowMemory shadow, Codec codec, int pagesPerBatch) {
         List<PageBatch> out = new ArrayList<>();
         byte[] raw = new byte[pagesPerBatch * GuestRam.PAGE_SIZE];
-        PageBatch.Builder b = PageBatch.newBuilder().setCheckpointEpoch(epoch).setSequence(0);
+        PageBatch.Builder b = PageBatch.newBuilder().setCheckpointSeq(seq).setSequence(0);
         int filled = 0;
         long zeros = 0;
         long rawBytes = 0;
@@ -48,7 +48,7 @@ public final class PageBatches {
                 wire += done.getData().size();
                 rawBytes += (long) filled * GuestRam.PAGE_SIZE;
                 out.add(done);
-                b = PageBatch.newBuilder().setCheckpointEpoch(epoch).setSequence(out.size());
+                b = PageBatch.newBuilder().setCheckpointSeq(seq).setSequence(out.size());
                 crc = new CRC32C();
                 filled = 0;
             }
@@ -72,12 +72,12 @@ public final class PageBatches {
     public record Verified(long[] pages, long[] zeroPages, byte[] data) {}
 
     /**
-     * Verifies one batch for {@code epoch} against a guest of {@code pageCount} pages, or throws
+     * Verifies one batch for {@code seq} against a guest of {@code pageCount} pages, or throws
      * {@link CorruptBatchException} naming what is wrong.
      */
-    public static Verified verify(PageBatch batch, long epoch, long pageCount) {
-        if (batch.getCheckpointEpoch() != epoch) {
-            throw new CorruptBatchException("batch " + batch.getSequence() + " is for epoch " + batch.getCheckpointEpoch() + ", expected " + epoch);
+    public static Verified verify(PageBatch batch, long seq, long pageCount) {
+        if (batch.getCheckpointSeq() != seq) {
+            throw new CorruptBatchException("batch " + batch.getSequence() + " is for checkpoint " + batch.getCheckpointSeq() + ", expected " + seq);
         }
         int expected = batch.getPagesCount() * GuestRam.PAGE_SIZE;
         if (batch.getRawLength() != expected) {

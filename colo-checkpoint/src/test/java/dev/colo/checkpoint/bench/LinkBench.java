@@ -67,8 +67,8 @@ public final class LinkBench {
         }
         byte[] data = new byte[256 * 4096];
         new Random(1).nextBytes(data);
-        Envelope msg = Envelope.newBuilder().setProtocolVersion(1).setPair("bench").setEpoch(1)
-                .setPages(PageBatch.newBuilder().setCheckpointEpoch(1).setCodec("raw").setRawLength(data.length)
+        Envelope msg = Envelope.newBuilder().setProtocolVersion(1).setPair("bench").setTerm(1)
+                .setPages(PageBatch.newBuilder().setCheckpointSeq(1).setCodec("raw").setRawLength(data.length)
                         .setData(ByteString.copyFrom(data))).build();
         long waits = 0;
         for (int i = 0; i < batches; i++) {

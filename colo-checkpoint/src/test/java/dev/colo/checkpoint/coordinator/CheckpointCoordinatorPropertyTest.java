@@ -10,8 +10,9 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Seeded chaos: random successes, failures and delays for every step. Invariants: the PVM is never
- * left paused once the coordinator rests, epochs are released one by one and only when
- * acknowledged, and the checkpoint after any abort is full.
+ * left paused once the coordinator rests, checkpoints are released in increasing order, only when
+ * acknowledged and never an aborted one, no sequence number is used twice, and the checkpoint after
+ * any abort is full.
  */
 class CheckpointCoordinatorPropertyTest {
     @Test
@@ -28,7 +29,7 @@ class CheckpointCoordinatorPropertyTest {
         boolean pvmPaused = false;
         boolean abortedBefore = false;
         for (int step = 0; step < 300; step++) {
-            long epoch = c.inFlightEpoch();
+            long epoch = c.attemptSeq();
             String last = a.log.isEmpty() ? "" : a.last();
             if (last.startsWith("pause")) {
                 pvmPaused = true;
@@ -98,10 +99,15 @@ class CheckpointCoordinatorPropertyTest {
                 a.log.removeIf(l -> l.startsWith("abandon"));
             }
         }
-        for (int k = 0; k < a.released.size(); k++) {
-            assertThat(a.released.get(k)).as("epochs released one by one").isEqualTo(k + 1L);
+        for (int k = 1; k < a.released.size(); k++) {
+            assertThat(a.released.get(k)).as("checkpoints released in increasing order").isGreaterThan(a.released.get(k - 1));
         }
-        assertThat(c.committedEpoch()).isEqualTo(a.released.size());
+        java.util.Set<Long> abandoned = new java.util.HashSet<>(a.abandoned);
+        assertThat(abandoned).as("an abandoned checkpoint is never released").doesNotContainAnyElementsOf(a.released);
+        assertThat(a.abandoned).as("no sequence number abandoned twice").doesNotHaveDuplicates();
+        if (!a.released.isEmpty()) {
+            assertThat(c.committedSeq()).isEqualTo(a.released.get(a.released.size() - 1));
+        }
         assertThat(a.records.stream().filter(CheckpointRecord::committed).count()).isEqualTo(a.released.size());
         assertThat(c.state()).isIn((Object[]) State.values());
     }

@@ -35,7 +35,7 @@ class CheckpointCoordinatorTest {
         assertThat(c.state()).isEqualTo(State.PAUSING);
         completeCheckpoint(1);
         assertThat(actions.log).containsExactly("pause 1", "snapshot 1", "capture 1 full", "resume 1", "ship 1", "release 1");
-        assertThat(c.committedEpoch()).isEqualTo(1);
+        assertThat(c.committedSeq()).isEqualTo(1);
         assertThat(c.state()).isEqualTo(State.IDLE);
         assertThat(actions.records).singleElement().satisfies(r -> {
             assertThat(r.committed()).isTrue();
@@ -48,7 +48,7 @@ class CheckpointCoordinatorTest {
         c.onTrigger(Trigger.DIVERGENCE, "payload mismatch at offset 47", clock.advanceMs(100));
         completeCheckpoint(2);
         assertThat(actions.log).contains("capture 2").doesNotContain("capture 2 full");
-        assertThat(c.committedEpoch()).isEqualTo(2);
+        assertThat(c.committedSeq()).isEqualTo(2);
     }
 
     @Test
@@ -73,7 +73,7 @@ class CheckpointCoordinatorTest {
         c.onResumed(1, clock.advanceMs(1));
         c.onAck(1, 0, clock.advanceMs(1));
         c.onShipped(1, 1, clock.advanceMs(1)); // late, ignored
-        assertThat(c.committedEpoch()).isEqualTo(1);
+        assertThat(c.committedSeq()).isEqualTo(1);
         assertThat(c.state()).isEqualTo(State.IDLE);
         assertThat(actions.released).containsExactly(1L);
     }
@@ -125,8 +125,11 @@ class CheckpointCoordinatorTest {
             assertThat(a.records).singleElement().satisfies(r -> assertThat(r.outcome()).contains("timed out"));
             k.doWork(clock.advanceMs(600));
             assertThat(k.state()).isEqualTo(State.PAUSING);
+            assertThat(a.last()).as("the retry has a number of its own").isEqualTo("pause 6");
             k.onPaused(5, clock.advanceMs(1));
-            assertThat(a.last()).as("the retry of epoch 5 is full").isEqualTo("capture 5 full");
+            assertThat(k.state()).as("an event of the abandoned attempt is ignored").isEqualTo(State.PAUSING);
+            k.onPaused(6, clock.advanceMs(1));
+            assertThat(a.last()).as("the retry after checkpoint 5 failed is full").isEqualTo("capture 6 full");
         }
     }
 
@@ -142,10 +145,10 @@ class CheckpointCoordinatorTest {
         assertThat(actions.log).containsSubsequence("resume 1", "ship 1", "abandon 1");
         assertThat(actions.log.stream().filter(l -> l.startsWith("resume")).count()).isEqualTo(1);
         assertThat(actions.records).singleElement().satisfies(r -> assertThat(r.outcome()).contains("CRC32C"));
-        assertThat(c.committedEpoch()).isZero();
+        assertThat(c.committedSeq()).isZero();
         c.doWork(clock.advanceMs(500));
-        completeCheckpoint(1);
-        assertThat(c.committedEpoch()).isEqualTo(1);
+        completeCheckpoint(2);
+        assertThat(c.committedSeq()).isEqualTo(2);
     }
 
     @Test
@@ -180,6 +183,45 @@ class CheckpointCoordinatorTest {
         c.onPaused(7, now());
         assertThat(c.state()).isEqualTo(State.PAUSING);
         assertThat(actions.log).containsExactly("pause 1");
+    }
+
+    @Test
+    void aSwitchoverKeepsThePvmPausedAndHandsOverOnTheAck() {
+        c.start(now());
+        completeCheckpoint(1);
+        c.onTrigger(Trigger.SWITCHOVER, "operator asked", clock.advanceMs(10));
+        c.onPaused(2, clock.advanceMs(1));
+        c.onCaptured(2, 5, 1, 1, 1, clock.advanceMs(5));
+        assertThat(c.state()).isEqualTo(State.SHIPPING);
+        c.onShipped(2, 1, clock.advanceMs(1));
+        c.onAck(2, 0, clock.advanceMs(1));
+        assertThat(c.state()).isEqualTo(State.HANDED_OVER);
+        assertThat(actions.log).containsSubsequence("pause 2", "snapshot 2", "capture 2", "ship 2", "release 2", "hand over 2")
+                .doesNotContain("resume 2");
+        c.onTrigger(Trigger.DIVERGENCE, "late", clock.advanceMs(1));
+        c.doWork(clock.advanceMs(60_000));
+        assertThat(c.state()).as("nothing after a handover").isEqualTo(State.HANDED_OVER);
+    }
+
+    @Test
+    void aFailedSwitchoverResumesThePvm() {
+        c.start(now());
+        completeCheckpoint(1);
+        c.onTrigger(Trigger.SWITCHOVER, "operator asked", clock.advanceMs(10));
+        c.onPaused(2, clock.advanceMs(1));
+        c.onCaptured(2, 5, 1, 1, 1, clock.advanceMs(5));
+        c.onShipped(2, 1, clock.advanceMs(1));
+        c.onStepFailed(2, Step.ACK, "secondary: NO_STANDBY", clock.advanceMs(1));
+        assertThat(c.state()).isEqualTo(State.ABORT_RESUMING);
+        assertThat(actions.last()).isEqualTo("resume 2");
+        c.onResumed(2, clock.advanceMs(1));
+        assertThat(c.state()).isEqualTo(State.BACKOFF);
+        assertThat(actions.handedOver).isEmpty();
+        c.doWork(clock.advanceMs(600));
+        assertThat(actions.records.get(actions.records.size() - 1).outcome()).contains("NO_STANDBY");
+        assertThat(c.state()).as("an ordinary full resync follows, not another switchover").isEqualTo(State.PAUSING);
+        c.onPaused(3, clock.advanceMs(1));
+        assertThat(actions.last()).isEqualTo("capture 3 full");
     }
 
     @Test

@@ -3,46 +3,55 @@ package dev.colo.checkpoint.coordinator;
 import java.util.ArrayList;
 import java.util.List;
 
-/** Records every action in order, as "verb epoch" strings, plus the records. */
+/** Records every action in order, as "verb seq" strings, plus the records. */
 final class RecordingActions implements CheckpointActions {
     final List<String> log = new ArrayList<>();
     final List<CheckpointRecord> records = new ArrayList<>();
     final List<Long> released = new ArrayList<>();
+    final List<Long> abandoned = new ArrayList<>();
+    final List<Long> handedOver = new ArrayList<>();
 
     @Override
-    public void pause(long epoch) {
-        log.add("pause " + epoch);
+    public void pause(long seq) {
+        log.add("pause " + seq);
     }
 
     @Override
-    public void snapshot(long epoch) {
-        log.add("snapshot " + epoch);
+    public void snapshot(long seq) {
+        log.add("snapshot " + seq);
     }
 
     @Override
-    public void capture(long epoch, boolean full) {
-        log.add("capture " + epoch + (full ? " full" : ""));
+    public void capture(long seq, boolean full) {
+        log.add("capture " + seq + (full ? " full" : ""));
     }
 
     @Override
-    public void resume(long epoch) {
-        log.add("resume " + epoch);
+    public void resume(long seq) {
+        log.add("resume " + seq);
     }
 
     @Override
-    public void ship(long epoch) {
-        log.add("ship " + epoch);
+    public void ship(long seq) {
+        log.add("ship " + seq);
     }
 
     @Override
-    public void release(long epoch) {
-        log.add("release " + epoch);
-        released.add(epoch);
+    public void release(long seq) {
+        log.add("release " + seq);
+        released.add(seq);
     }
 
     @Override
-    public void abandon(long epoch, String reason) {
-        log.add("abandon " + epoch);
+    public void abandon(long seq, String reason) {
+        log.add("abandon " + seq);
+        abandoned.add(seq);
+    }
+
+    @Override
+    public void handOver(long seq) {
+        log.add("hand over " + seq);
+        handedOver.add(seq);
     }
 
     @Override

@@ -16,15 +16,15 @@ import org.junit.jupiter.api.Test;
 class LinkProtoTest {
     @Test
     void envelopeRoundTripsEveryHeaderField() throws Exception {
-        Envelope e = Envelope.newBuilder().setProtocolVersion(1).setPair("web1").setEpoch(42).setRole(Role.PRIMARY)
-                .setPages(PageBatch.newBuilder().setCheckpointEpoch(42).addPages(7).addZeroPages(8).setCodec("lz4")
+        Envelope e = Envelope.newBuilder().setProtocolVersion(1).setPair("web1").setTerm(42).setRole(Role.PRIMARY)
+                .setPages(PageBatch.newBuilder().setCheckpointSeq(42).addPages(7).addZeroPages(8).setCodec("lz4")
                         .setData(ByteString.copyFrom(new byte[] {1, 2, 3})).setCrc32C(99))
                 .build();
         Envelope back = Envelope.parseFrom(e.toByteArray());
         assertThat(back).isEqualTo(e);
         assertThat(back.getBodyCase()).isEqualTo(Envelope.BodyCase.PAGES);
-        Envelope ack = Envelope.newBuilder().setProtocolVersion(1).setPair("web1").setEpoch(43)
-                .setCheckpointAck(CheckpointAck.newBuilder().setCheckpointEpoch(42).setStatus(Status.FENCED)).build();
+        Envelope ack = Envelope.newBuilder().setProtocolVersion(1).setPair("web1").setTerm(43)
+                .setCheckpointAck(CheckpointAck.newBuilder().setCheckpointSeq(42).setStatus(Status.FENCED)).build();
         assertThat(Envelope.parseFrom(ack.toByteArray()).getCheckpointAck().getStatus()).isEqualTo(Status.FENCED);
     }
 

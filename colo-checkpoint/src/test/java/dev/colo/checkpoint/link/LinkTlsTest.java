@@ -91,11 +91,11 @@ class LinkTlsTest {
             await().atMost(D).until(() -> !se.ready.isEmpty() && !ce.ready.isEmpty());
             assertThat(se.ready.get(0).peerNode()).isEqualTo("host-b");
             assertThat(ce.ready.get(0).peerNode()).isEqualTo("host-a");
-            ce.ready.get(0).send(Envelope.newBuilder().setProtocolVersion(1).setPair("web1").setEpoch(3)
+            ce.ready.get(0).send(Envelope.newBuilder().setProtocolVersion(1).setPair("web1").setTerm(3)
                     .setHeartbeat(Heartbeat.newBuilder().setSentNs(42)).build());
             await().atMost(D).until(() -> !se.messages.isEmpty());
             assertThat(se.messages.get(0).getHeartbeat().getSentNs()).isEqualTo(42);
-            se.ready.get(0).send(Envelope.newBuilder().setProtocolVersion(1).setPair("web1").setEpoch(3)
+            se.ready.get(0).send(Envelope.newBuilder().setProtocolVersion(1).setPair("web1").setTerm(3)
                     .setHeartbeat(Heartbeat.newBuilder().setEchoNs(42)).build());
             await().atMost(D).until(() -> !ce.messages.isEmpty());
         }
@@ -139,6 +139,7 @@ class LinkTlsTest {
             ch.writeAndFlush(Unpooled.buffer().writeInt(body.length).writeBytes(body));
             await().atMost(D).until(() -> !replies.isEmpty());
             Envelope err = Envelope.parseFrom(new io.netty.buffer.ByteBufInputStream(replies.get(0)));
+            replies.forEach(ByteBuf::release);
             assertThat(err.getError().getStatus()).isEqualTo(Status.VERSION_MISMATCH);
             assertThat(err.getError().getPeerProtocolVersion()).isEqualTo(99);
             assertThat(err.getError().getDetail()).contains("99").contains("(" + LinkProtocol.VERSION + ")");

@@ -51,14 +51,14 @@ class PageBatchesTest {
         return new Setup(shadow, pages, expected);
     }
 
-    static CheckpointBegin begin(long epoch, int batches) {
-        return CheckpointBegin.newBuilder().setCheckpointEpoch(epoch).setGuestRamBytes(SIZE).setPageSize(4096).setBatches(batches).build();
+    static CheckpointBegin begin(long seq, int batches) {
+        return CheckpointBegin.newBuilder().setCheckpointSeq(seq).setGuestRamBytes(SIZE).setPageSize(4096).setBatches(batches).build();
     }
 
-    static DeviceState state(long epoch, byte[] s) {
+    static DeviceState state(long seq, byte[] s) {
         CRC32C crc = new CRC32C();
         crc.update(s);
-        return DeviceState.newBuilder().setCheckpointEpoch(epoch).setState(ByteString.copyFrom(s)).setCrc32C((int) crc.getValue()).build();
+        return DeviceState.newBuilder().setCheckpointSeq(seq).setState(ByteString.copyFrom(s)).setCrc32C((int) crc.getValue()).build();
     }
 
     @Test
@@ -73,7 +73,7 @@ class PageBatchesTest {
             a.onDeviceState(state(7, new byte[] {1, 2, 3}));
             ArrayRam target = new ArrayRam();
             java.util.Arrays.fill(target.b, (byte) 0x5a); // stale contents the zero pages must clear
-            byte[] dev = a.commit(CheckpointCommit.newBuilder().setCheckpointEpoch(7).setBatches(enc.batches().size()).build(), target);
+            byte[] dev = a.commit(CheckpointCommit.newBuilder().setCheckpointSeq(7).setBatches(enc.batches().size()).build(), target);
             assertThat(dev).containsExactly(1, 2, 3);
             for (long p : s.pages()) {
                 assertThat(java.util.Arrays.copyOfRange(target.b, (int) p * 4096, (int) p * 4096 + 4096))
@@ -97,7 +97,7 @@ class PageBatchesTest {
         }
         a.onDeviceState(state(3, new byte[] {9}));
         ArrayRam target = new ArrayRam();
-        assertThatThrownBy(() -> a.commit(CheckpointCommit.newBuilder().setCheckpointEpoch(3).setBatches(enc.batches().size()).build(), target))
+        assertThatThrownBy(() -> a.commit(CheckpointCommit.newBuilder().setCheckpointSeq(3).setBatches(enc.batches().size()).build(), target))
                 .isInstanceOf(CorruptBatchException.class).hasMessageContaining("CRC32C");
         assertThat(target.b).as("nothing applied").containsOnly((byte) 0);
     }
@@ -109,7 +109,7 @@ class PageBatchesTest {
         CheckpointAssembler a = new CheckpointAssembler(begin(4, enc.batches().size()), SIZE);
         enc.batches().stream().filter(b -> b.getSequence() != 2).forEach(a::onBatch);
         a.onDeviceState(state(4, new byte[] {9}));
-        assertThatThrownBy(() -> a.commit(CheckpointCommit.newBuilder().setCheckpointEpoch(4).setBatches(enc.batches().size()).build(), new ArrayRam()))
+        assertThatThrownBy(() -> a.commit(CheckpointCommit.newBuilder().setCheckpointSeq(4).setBatches(enc.batches().size()).build(), new ArrayRam()))
                 .hasMessageContaining("missing batches [2]");
     }
 
@@ -117,7 +117,7 @@ class PageBatchesTest {
     void malformedBatchesAreRefusedWithTheReason() {
         Setup s = setup(4);
         PageBatch good = PageBatches.encode(5, s.pages(), s.shadow(), Codec.ZSTD, 64).batches().get(0);
-        assertThatThrownBy(() -> PageBatches.verify(good, 6, SIZE / 4096)).hasMessageContaining("epoch 5, expected 6");
+        assertThatThrownBy(() -> PageBatches.verify(good, 6, SIZE / 4096)).hasMessageContaining("checkpoint 5, expected 6");
         assertThatThrownBy(() -> PageBatches.verify(good.toBuilder().setCodec("snappy").build(), 5, SIZE / 4096))
                 .hasMessageContaining("unknown page codec");
         assertThatThrownBy(() -> PageBatches.verify(good.toBuilder().addPages(SIZE).build(), 5, SIZE / 4096))

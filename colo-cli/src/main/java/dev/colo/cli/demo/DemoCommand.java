@@ -109,7 +109,7 @@ public final class DemoCommand implements Callable<Integer> {
         lab.awaitReady(lab.b, Duration.ofSeconds(60));
         step("pairing " + lab.domain + ": PVM on host-a, SVM on host-b, first full checkpoint");
         JsonNode paired = LabControl.call(lab.a, "pair", lab.domain);
-        step("PROTECTED at epoch " + paired.path("epoch").asLong() + "; waiting for the guest to serve");
+        step("PROTECTED from checkpoint " + paired.path("checkpoint").asLong() + "; waiting for the guest to serve");
         int first = lab.lan.awaitCounter(Duration.ofSeconds(120));
         step("clients start: HTTP requests to the counter, and one long-lived TCP echo connection");
         Socket echo = lab.openEcho();
@@ -123,7 +123,7 @@ public final class DemoCommand implements Callable<Integer> {
             JsonNode c = LabControl.call(lab.a, "checkpoint", lab.domain);
             ckpts.add(c);
             step(String.format("checkpoint %d: PVM paused %.1f ms, %d dirty pages, %d bytes on the wire, SVM ready %.1f ms",
-                    c.path("epoch").asLong(), c.path("paused_ms").asDouble(), c.path("dirty_pages").asLong(), c.path("wire_bytes").asLong(),
+                    c.path("seq").asLong(), c.path("paused_ms").asDouble(), c.path("dirty_pages").asLong(), c.path("wire_bytes").asLong(),
                     c.path("svm_ready_ms").asDouble()));
         }
         Thread.sleep(1500);
@@ -202,7 +202,7 @@ public final class DemoCommand implements Callable<Integer> {
         o.printf("  failover gap                         %d ms (last answer before the kill to first answer after)%n",
                 s.path("failover_gap_ms").asLong());
         for (JsonNode c : s.path("checkpoints")) {
-            o.printf("  checkpoint %-3d                       paused %.1f ms, %d pages%n", c.path("epoch").asLong(),
+            o.printf("  checkpoint %-3d                       paused %.1f ms, %d pages%n", c.path("seq").asLong(),
                     c.path("paused_ms").asDouble(), c.path("dirty_pages").asLong());
         }
     }

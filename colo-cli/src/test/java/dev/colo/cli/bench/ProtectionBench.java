@@ -164,9 +164,9 @@ public final class ProtectionBench {
         lab.awaitReady(lab.b, Duration.ofSeconds(60));
         LabControl.call(lab.a, "pair", lab.domain);
         lab.lan.awaitCounter(Duration.ofSeconds(120));
-        long epochBefore = LabControl.call(lab.a, "status", null).path("epoch").asLong();
+        long epochBefore = LabControl.call(lab.a, "status", null).path("checkpoint").asLong();
         rows.put("colo protected", measure(seconds));
-        long protectedCheckpoints = LabControl.call(lab.a, "status", null).path("epoch").asLong() - epochBefore;
+        long protectedCheckpoints = LabControl.call(lab.a, "status", null).path("checkpoint").asLong() - epochBefore;
 
         say("overhead: through colo, unprotected (unpaired, proxy passes frames through)");
         LabControl.call(lab.a, "unpair", lab.domain);
@@ -373,7 +373,7 @@ public final class ProtectionBench {
         md.append("|---|---|---|---|---|---|---|\n");
         Map<String, long[]> steady = new LinkedHashMap<>();
         for (App a : apps) {
-            long e0 = LabControl.call(lab.a, "status", null).path("epoch").asLong();
+            long e0 = LabControl.call(lab.a, "status", null).path("checkpoint").asLong();
             long end = System.nanoTime() + seconds * 1_000_000_000L;
             long n = 0;
             long errors = 0;
@@ -386,7 +386,7 @@ public final class ProtectionBench {
                 }
                 prev = r;
             }
-            long ckpts = LabControl.call(lab.a, "status", null).path("epoch").asLong() - e0;
+            long ckpts = LabControl.call(lab.a, "status", null).path("checkpoint").asLong() - e0;
             steady.put(a.name(), new long[] {n, ckpts, errors});
             say(String.format(Locale.ROOT, "  %s: %d requests, %d checkpoints", a.name(), n, ckpts));
         }

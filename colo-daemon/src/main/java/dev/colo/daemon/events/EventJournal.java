@@ -24,12 +24,19 @@ public final class EventJournal {
     private final Map<String, Object> context;
     private final ArrayDeque<DaemonEvent> ring = new ArrayDeque<>();
     private final List<Consumer<DaemonEvent>> followers = new CopyOnWriteArrayList<>();
+    private final java.util.function.LongSupplier wallMillis;
     private long seq;
 
     /** @param context fields on every event (vm, pair, node) */
     public EventJournal(int capacity, Map<String, Object> context) {
+        this(capacity, context, System::currentTimeMillis);
+    }
+
+    /** @param wallMillis the clock events are stamped with (virtual in the pair simulation) */
+    public EventJournal(int capacity, Map<String, Object> context, java.util.function.LongSupplier wallMillis) {
         this.capacity = capacity;
         this.context = new LinkedHashMap<>(context);
+        this.wallMillis = wallMillis;
     }
 
     public DaemonEvent info(String kind, String message, Object... kv) {
@@ -59,7 +66,7 @@ public final class EventJournal {
         }
         DaemonEvent e;
         synchronized (this) {
-            e = new DaemonEvent(++seq, System.currentTimeMillis(), kind, message, java.util.Collections.unmodifiableMap(fields));
+            e = new DaemonEvent(++seq, wallMillis.getAsLong(), kind, message, java.util.Collections.unmodifiableMap(fields));
             ring.addLast(e);
             if (ring.size() > capacity) {
                 ring.removeFirst();
@@ -67,7 +74,13 @@ public final class EventJournal {
         }
         if (level != null) {
             LoggingEventBuilder b = log.atLevel(level).addKeyValue("event", kind);
-            fields.forEach(b::addKeyValue);
+            // A node's own threads already put node, vm, role and term on the line (MDC): a field
+            // that only repeats one of them is left out.
+            fields.forEach((k, v) -> {
+                if (!String.valueOf(v).equals(org.slf4j.MDC.get(k))) {
+                    b.addKeyValue(k, v);
+                }
+            });
             b.log(message);
         }
         for (Consumer<DaemonEvent> f : followers) {

@@ -14,8 +14,8 @@ public interface FailoverActions {
     /** Primary: a secondary is back; pair again (first checkpoint is full). */
     void reprotect();
 
-    /** Secondary: take over at {@code epoch}: SVM direct on the LAN, gratuitous ARP. */
-    void promote(long epoch);
+    /** Secondary: take over in {@code term}: SVM direct on the LAN, gratuitous ARP. */
+    void promote(long term);
 
     /** Stop releasing output for good: another node is the primary. */
     void fence(String reason);

@@ -9,8 +9,11 @@ import java.util.function.Consumer;
  * primary runs unprotected (the secondary is the one gone); if not, it fences itself (it may be the
  * one cut off, and the secondary may take over). Secondary: heartbeats stop, the witness is asked;
  * it promotes only if the witness answers <em>and</em> the primary cannot be reached over the LAN
- * either, so a broken replication link alone never makes two primaries. Any node that learns of a
- * newer epoch than its own while acting as primary fences itself.
+ * either, so a broken replication link alone never makes two primaries.
+ *
+ * <p>It owns the failover term: a promotion takes the next term, and any node that learns of a newer
+ * term than its own while it releases output (or may soon) fences itself. The term has nothing to
+ * do with checkpoints; the coordinator numbers those.
  */
 public final class FailoverStateMachine {
 
@@ -38,7 +41,7 @@ public final class FailoverStateMachine {
     }
 
     /** A state change and its evidence, for the operator log. */
-    public record Transition(State from, State to, long epoch, String reason, long atNs) {}
+    public record Transition(State from, State to, long term, String reason, long atNs) {}
 
     /** The witness's verdict. */
     public record Verdict(boolean witnessAnswered, boolean peerReachableOverLan, String evidence) {}
@@ -48,26 +51,26 @@ public final class FailoverStateMachine {
     private final long heartbeatTimeoutNs;
     private final long reprotectBackoffNs;
     private State state;
-    private long epoch;
+    private long term;
     private long lastHeartbeatNs;
     private long stateSinceNs;
     private boolean protectionWanted;
 
     /** A pair already protected: the primary PROTECTED, the secondary STANDBY. */
-    public FailoverStateMachine(Role role, long epoch, long heartbeatTimeoutNs, long reprotectBackoffNs, FailoverActions actions,
+    public FailoverStateMachine(Role role, long term, long heartbeatTimeoutNs, long reprotectBackoffNs, FailoverActions actions,
             Consumer<Transition> onTransition, long nowNs) {
-        this(role == Role.PRIMARY ? State.PROTECTED : State.STANDBY, epoch, heartbeatTimeoutNs, reprotectBackoffNs, actions, onTransition,
+        this(role == Role.PRIMARY ? State.PROTECTED : State.STANDBY, term, heartbeatTimeoutNs, reprotectBackoffNs, actions, onTransition,
                 nowNs);
     }
 
     /** A node starting in {@code initial}: UNPROTECTED or IDLE for a daemon that has not paired yet. */
-    public FailoverStateMachine(State initial, long epoch, long heartbeatTimeoutNs, long reprotectBackoffNs, FailoverActions actions,
+    public FailoverStateMachine(State initial, long term, long heartbeatTimeoutNs, long reprotectBackoffNs, FailoverActions actions,
             Consumer<Transition> onTransition, long nowNs) {
         this.actions = actions;
         this.onTransition = onTransition;
         this.heartbeatTimeoutNs = heartbeatTimeoutNs;
         this.reprotectBackoffNs = reprotectBackoffNs;
-        this.epoch = epoch;
+        this.term = term;
         this.state = initial;
         this.protectionWanted = initial == State.PROTECTED;
         this.lastHeartbeatNs = nowNs;
@@ -86,8 +89,8 @@ public final class FailoverStateMachine {
         return state;
     }
 
-    public long epoch() {
-        return epoch;
+    public long term() {
+        return term;
     }
 
     /** True while this node may release output to clients. */
@@ -99,7 +102,7 @@ public final class FailoverStateMachine {
         if (!allowed(state, next)) {
             throw new IllegalStateException("failover: illegal transition " + state + " -> " + next + " (" + why + ")");
         }
-        Transition t = new Transition(state, next, epoch, why, nowNs);
+        Transition t = new Transition(state, next, term, why, nowNs);
         state = next;
         stateSinceNs = nowNs;
         onTransition.accept(t);
@@ -121,20 +124,14 @@ public final class FailoverStateMachine {
 
     // --- events ---
 
-    /** A heartbeat from a peer that acts as primary (it took over), carrying its epoch. */
-    public void onHeartbeat(long peerEpoch, long nowNs) {
-        onHeartbeat(peerEpoch, true, nowNs);
-    }
-
     /**
-     * A heartbeat from the peer. Only a peer acting as primary fences us with a newer epoch: a
-     * secondary's epoch runs ahead of ours for a moment whenever its ack of a checkpoint overtakes
-     * our own bookkeeping of that checkpoint.
+     * Anything from the peer (every message proves it alive), carrying its term. A peer in a newer
+     * term took over: if we release output, or may, we stop. A secondary learns the term by pairing.
      */
-    public void onHeartbeat(long peerEpoch, boolean peerActsAsPrimary, long nowNs) {
+    public void onHeartbeat(long peerTerm, long nowNs) {
         lastHeartbeatNs = nowNs;
-        if (peerActsAsPrimary && peerEpoch > epoch && (releasing() || state == State.SUSPECT)) {
-            fence("peer is at epoch " + peerEpoch + ", newer than our " + epoch + ": it took over", nowNs);
+        if (peerTerm > term && (releasing() || state == State.SUSPECT)) {
+            fence("peer is in term " + peerTerm + ", newer than our " + term + ": it took over", nowNs);
             return;
         }
         switch (state) {
@@ -175,17 +172,18 @@ public final class FailoverStateMachine {
         }
     }
 
-    /** A checkpoint committed: the pair is at {@code e}. */
-    public void onEpoch(long e) {
-        epoch = Math.max(epoch, e);
+    /** The secondary runs the first SVM of a pairing: it protects from checkpoint {@code seq} on. */
+    public void onReprotected(long seq, long nowNs) {
+        if (state == State.UNPROTECTED || state == State.PAIRING) {
+            protectionWanted = true;
+            state(State.PROTECTED, nowNs, "secondary protecting from checkpoint " + seq);
+        }
     }
 
-    /** The secondary is back and paired again (first checkpoint done). */
-    public void onReprotected(long e, long nowNs) {
-        if (state == State.UNPROTECTED || state == State.PAIRING) {
-            epoch = Math.max(epoch, e);
-            protectionWanted = true;
-            state(State.PROTECTED, nowNs, "secondary protecting from epoch " + e);
+    /** The peer told us it serves the VM in newer term {@code peerTerm}: we are a stale primary. */
+    public void onFenced(long peerTerm, String why, long nowNs) {
+        if (state != State.FENCED && role() == Role.PRIMARY) {
+            fence("peer fenced us: it serves the VM in term " + peerTerm + " (" + why + ")", nowNs);
         }
     }
 
@@ -204,12 +202,18 @@ public final class FailoverStateMachine {
         }
     }
 
+    /** Secondary: a primary in {@code primaryTerm} pairs with us; we follow its term. */
+    public void onPairRequest(long primaryTerm) {
+        if (role() == Role.SECONDARY && primaryTerm > term) {
+            term = primaryTerm;
+        }
+    }
+
     /** Secondary: the first checkpoint of a pairing runs as our SVM. */
-    public void onPaired(long e, long nowNs) {
-        epoch = Math.max(epoch, e);
+    public void onPaired(long seq, long nowNs) {
         lastHeartbeatNs = nowNs;
         if (state == State.IDLE) {
-            state(State.STANDBY, nowNs, "SVM running from the first checkpoint, epoch " + e);
+            state(State.STANDBY, nowNs, "SVM running from the first checkpoint, " + seq);
         }
     }
 
@@ -234,9 +238,9 @@ public final class FailoverStateMachine {
      */
     public void onHandover(String why, long nowNs) {
         if (state == State.STANDBY || state == State.PROBING) {
-            epoch++;
-            state(State.ACTIVE, nowNs, "primary handed over (" + why + "): promoting at epoch " + epoch);
-            actions.promote(epoch);
+            term++;
+            state(State.ACTIVE, nowNs, "primary handed over (" + why + "): promoting in term " + term);
+            actions.promote(term);
         }
     }
 
@@ -267,14 +271,14 @@ public final class FailoverStateMachine {
             }
             case PROBING -> {
                 if (v.witnessAnswered() && !v.peerReachableOverLan()) {
-                    epoch++;
+                    term++;
                     state(State.ACTIVE, nowNs, "primary lost, witness answered, primary unreachable over the LAN (" + v.evidence()
-                            + "): promoting at epoch " + epoch);
-                    actions.promote(epoch);
+                            + "): promoting in term " + term);
+                    actions.promote(term);
                 } else {
                     // Not enough evidence to take over: ask again on the next tick.
                     stateSinceNs = nowNs;
-                    onTransition.accept(new Transition(state, state, epoch, (v.witnessAnswered()
+                    onTransition.accept(new Transition(state, state, term, (v.witnessAnswered()
                             ? "primary still reachable over the LAN: only the replication link is down, not promoting"
                             : "witness silent: not promoting") + " (" + v.evidence() + ")", nowNs));
                 }

@@ -21,7 +21,8 @@ public final class DaemonMetrics implements AutoCloseable {
     public final Counter bytesShipped;
     public final Counter failovers;
     public final Counter divergences;
-    public final Gauge epoch;
+    public final Gauge term;
+    public final Gauge checkpointSeq;
     public final Gauge heldFrames;
     public final Gauge state;
     public final Gauge linkUp;
@@ -40,7 +41,10 @@ public final class DaemonMetrics implements AutoCloseable {
                 .register(registry);
         divergences = Counter.builder().name("colo_checkpoint_requests_total").help("Checkpoint requests from the comparator, by reason")
                 .labelNames("vm", "reason").register(registry);
-        epoch = Gauge.builder().name("colo_epoch").help("Current checkpoint epoch").labelNames("vm").register(registry);
+        term = Gauge.builder().name("colo_term").help("Failover term of this node (bumped by each promotion)").labelNames("vm")
+                .register(registry);
+        checkpointSeq = Gauge.builder().name("colo_checkpoint_seq").help("Last committed checkpoint (the running SVM's generation)")
+                .labelNames("vm").register(registry);
         heldFrames = Gauge.builder().name("colo_compare_held_frames").help("PVM frames held for comparison").labelNames("vm").register(registry);
         state = Gauge.builder().name("colo_state").help("1 for the failover state this node is in").labelNames("vm", "state").register(registry);
         linkUp = Gauge.builder().name("colo_link_up").help("1 while the replication link is connected").labelNames("vm").register(registry);

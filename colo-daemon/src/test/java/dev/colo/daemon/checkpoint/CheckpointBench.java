@@ -1,8 +1,8 @@
 package dev.colo.daemon.checkpoint;
 
 import dev.colo.checkpoint.coordinator.CheckpointRecord;
+import dev.colo.checkpoint.coordinator.Trigger;
 import dev.colo.lab.Lab;
-import java.time.Duration;
 import java.util.List;
 import java.util.function.ToLongFunction;
 
@@ -19,21 +19,19 @@ public final class CheckpointBench {
         System.out.printf("checkpoint benchmark: %d checkpoints per row, lz4, mutual TLS on loopback%n", n);
         for (String s : sizes.split(",")) {
             int mib = Integer.parseInt(s.trim());
-            try (EngineRig rig = new EngineRig("bench", mib)) {
-                int count = rig.start();
-                long epoch = 1;
+            try (QemuEngineRig rig = new QemuEngineRig("bench", mib)) {
+                rig.start();
                 for (String mode : new String[] {"idle", "load"}) {
                     if (mode.equals("load")) {
                         rig.startLoad();
                     }
                     int from = rig.records.size();
                     for (int i = 0; i < n; i++) {
-                        rig.checkpoint(++epoch);
-                        int svm = rig.lanB.counter(Duration.ofSeconds(30));
-                        if (svm != count + 1) {
-                            throw new IllegalStateException("SVM answered " + svm + ", expected " + (count + 1));
+                        CheckpointRecord r = rig.checkpoint(Trigger.ON_DEMAND, "benchmark");
+                        if (!r.committed()) {
+                            throw new IllegalStateException("checkpoint " + r.seq() + " failed: " + r.outcome());
                         }
-                        count = rig.lanA.counter(Duration.ofSeconds(30));
+                        rig.assertSvmIsACopyOfThePvm(); // only correct checkpoints count
                     }
                     rig.stopLoad();
                     List<CheckpointRecord> rows = rig.records.subList(from, rig.records.size()).stream().filter(CheckpointRecord::committed).toList();

@@ -1,210 +1,45 @@
 package dev.colo.daemon.checkpoint;
 
-import static org.awaitility.Awaitility.await;
-
 import dev.colo.checkpoint.coordinator.CheckpointRecord;
-import dev.colo.checkpoint.coordinator.CoordinatorConfig;
 import dev.colo.checkpoint.coordinator.Trigger;
-import dev.colo.checkpoint.engine.LinkPort;
-import dev.colo.checkpoint.engine.PrimaryCheckpointEngine;
-import dev.colo.checkpoint.engine.SecondaryCheckpointSink;
-import dev.colo.checkpoint.link.LinkEndpoint;
-import dev.colo.checkpoint.link.LinkSession;
-import dev.colo.checkpoint.link.PairCertificates;
-import dev.colo.checkpoint.link.proto.Envelope;
-import dev.colo.checkpoint.ship.Codec;
-import dev.colo.host.libvirt.DomainXml;
-import dev.colo.host.libvirt.LibvirtHypervisor;
-import dev.colo.hypervisor.DomainRef;
-import dev.colo.lab.Lab;
-import dev.colo.lab.LabLan;
-import dev.colo.lab.TestGuest;
-import io.netty.channel.EventLoopGroup;
-import io.netty.channel.MultiThreadIoEventLoopGroup;
-import io.netty.channel.epoll.EpollIoHandler;
-import java.net.InetSocketAddress;
-import java.nio.file.Files;
-import java.time.Duration;
 import java.util.List;
-import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicReference;
-import java.util.function.Consumer;
 
 /**
- * A protected VM on real QEMU with the real engine and link, for the integration test and the
- * benchmark: PVM on LAN A, hot standbys on LAN B (each on its own tap, plugged as it starts), the
- * engine and sink joined by the mutual-TLS link on loopback. Optional background load on LAN A that
- * does not touch the counter. Cleans up everything in {@link #close()}.
+ * A primary checkpoint engine and a secondary sink over some hypervisor and link, as the
+ * scenarios in {@link CheckpointEngineScenarios} see them: the same scenario body runs on the
+ * simulated hypervisor with a simulated link ({@link SimulatedEngineRig}, virtual time) and on real
+ * QEMU with the mutual-TLS link ({@link QemuEngineRig}, wall time).
  */
-final class EngineRig implements AutoCloseable {
-    final LibvirtHypervisor hv;
-    final LabLan lanA;
-    final LabLan lanB;
-    final List<CheckpointRecord> records = new CopyOnWriteArrayList<>();
-    private final String prefix;
-    private final List<String> hostTaps = new CopyOnWriteArrayList<>();
-    private final Map<String, String> tapOf = new ConcurrentHashMap<>();
-    private final EventLoopGroup links = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());
-    private final AtomicBoolean loadRunning = new AtomicBoolean();
-    private Thread load;
-    private PrimaryCheckpointEngine engine;
-    private SecondaryCheckpointSink sink;
-    private LinkEndpoint server;
-    private LinkEndpoint client;
+interface EngineRig extends AutoCloseable {
+    /** The PVM runs; protection starts; returns once the first, full checkpoint committed. */
+    void start() throws Exception;
 
-    EngineRig(String tag, int memoryMiB) throws Exception {
-        prefix = "colo-it-" + tag + "-" + ProcessHandle.current().pid();
-        Lab.sweepStaleDomains("colo-it-" + tag + "-");
-        hv = new LibvirtHypervisor("qemu:///system");
-        lanA = LabLan.create(tag + "a");
-        lanB = LabLan.create(tag + "b");
-        String tapA = LabLan.newHostTap();
-        hostTaps.add(tapA);
-        String pvmXml = TestGuest.locate().domainXml(prefix + "-pvm", memoryMiB, LabLan.GUEST_CIDR, TestGuest.tapNic(tapA, LabLan.GUEST_MAC), true, null);
-        DomainRef pvm = hv.define(pvmXml);
-        hv.start(pvm, false);
-        lanA.plug(tapA);
+    /** The guest does some work between checkpoints (writes its RAM, answers its clients). */
+    void guestWorks() throws Exception;
 
-        var certs = Files.createTempDirectory("colo-rig-certs");
-        PairCertificates.Ca ca = PairCertificates.newCa("web1", Duration.ofDays(1));
-        var a = PairCertificates.issue(ca, "host-a", Duration.ofDays(1), certs.resolve("a"));
-        var b = PairCertificates.issue(ca, "host-b", Duration.ofDays(1), certs.resolve("b"));
-        AtomicReference<LinkSession> toPrimary = new AtomicReference<>();
-        AtomicReference<LinkSession> toSecondary = new AtomicReference<>();
-        AtomicReference<SecondaryCheckpointSink> sinkRef = new AtomicReference<>();
-        AtomicReference<PrimaryCheckpointEngine> engineRef = new AtomicReference<>();
-        sink = new SecondaryCheckpointSink("web1", hv, seq -> {
-            String tap = LabLan.newHostTap();
-            hostTaps.add(tap);
-            String name = prefix + "-svm-" + seq;
-            tapOf.put(name, tap);
-            return DomainXml.parse(pvmXml).withName(name).withUuid(LibvirtHypervisor.newUuid()).asIncomingStandby().toXml()
-                    .replace("dev='" + tapA + "'", "dev='" + tap + "'").replace("dev=\"" + tapA + "\"", "dev=\"" + tap + "\"");
-        }, (long) memoryMiB << 20, port(toPrimary), new SecondaryCheckpointSink.Listener() {
-            @Override
-            public void onStandbyStarted(long seq, DomainRef standby) {
-                lanB.plug(tapOf.get(standby.name()));
-            }
+    /** Asks for a checkpoint and waits for the next attempt to finish, committed or not. */
+    CheckpointRecord checkpoint(Trigger trigger, String why) throws Exception;
 
-            @Override
-            public void onSvmReplaced(long epoch, DomainRef svm, DomainRef retired) {
-                if (retired != null && tapOf.containsKey(retired.name())) {
-                    lanB.unplug(tapOf.get(retired.name()));
-                }
-            }
-        });
-        sinkRef.set(sink);
-        server = LinkEndpoint.server("web1", "host-b", links, new InetSocketAddress("127.0.0.1", 0), b, deliver(toPrimary, m -> sinkRef.get().onLinkMessage(m)));
-        sink.start();
-        client = LinkEndpoint.client("web1", "host-a", links, new InetSocketAddress("127.0.0.1", server.port()), a,
-                deliver(toSecondary, m -> engineRef.get().onLinkMessage(m)));
-        await().atMost(Duration.ofSeconds(10)).until(() -> toSecondary.get() != null && toPrimary.get() != null);
-        CoordinatorConfig cfg = new CoordinatorConfig(5_000_000_000L, 20_000_000_000L, 5_000_000_000L, 60_000_000_000L,
-                120_000_000_000L, 0, 500_000_000L);
-        engine = new PrimaryCheckpointEngine("web1", hv, pvm, port(toSecondary), Codec.LZ4, cfg, new PrimaryCheckpointEngine.Listener() {
-            @Override
-            public void onRecord(CheckpointRecord r) {
-                records.add(r);
-            }
-        });
-        engineRef.set(engine);
-    }
+    /** Waits for the first commit of a checkpoint numbered above {@code seq}. */
+    CheckpointRecord awaitCommitAfter(long seq) throws Exception;
 
-    /** Waits for the PVM to serve, starts protection, waits for the first (full) checkpoint. */
-    int start() {
-        int count = lanA.awaitCounter(Duration.ofSeconds(120));
-        engine.start();
-        awaitEpoch(1);
-        return count;
-    }
+    /** Fails unless the running SVM is the PVM as of the last commit (RAM and devices, or what it answers). */
+    void assertSvmIsACopyOfThePvm() throws Exception;
 
-    void startLoad() {
-        loadRunning.set(true);
-        load = new Thread(() -> {
-            while (loadRunning.get()) {
-                lanA.httpGet("/index.html", Duration.ofSeconds(2));
-            }
-        }, "client-load");
-        load.start();
-    }
+    /** Every finished attempt so far, in order. */
+    List<CheckpointRecord> records();
 
-    void stopLoad() throws InterruptedException {
-        loadRunning.set(false);
-        if (load != null) {
-            load.join(10_000);
-        }
-    }
+    /** Checkpoints whose held output the engine released, in order. */
+    List<Long> released();
 
-    void checkpoint(long epoch) {
-        engine.trigger(Trigger.ON_DEMAND, "checkpoint " + epoch);
-        awaitEpoch(epoch);
-    }
+    /** The next page batch on its way to the secondary gets one bit flipped. */
+    void corruptNextPageBatch();
 
-    void awaitEpoch(long epoch) {
-        await().atMost(Duration.ofSeconds(180)).until(() -> engine.committedEpoch() >= epoch);
-    }
+    /** QMP stop on the PVM times out (on) or works again (off). */
+    void pvmWillNotPause(boolean on);
 
-    private static LinkPort port(AtomicReference<LinkSession> s) {
-        return new LinkPort() {
-            @Override
-            public boolean send(Envelope m) {
-                LinkSession x = s.get();
-                return x != null && x.send(m);
-            }
-
-            @Override
-            public boolean writable() {
-                LinkSession x = s.get();
-                return x == null || x.writable();
-            }
-        };
-    }
-
-    private static LinkEndpoint.Listener deliver(AtomicReference<LinkSession> session, Consumer<Envelope> to) {
-        return new LinkEndpoint.Listener() {
-            @Override
-            public void onReady(LinkSession s) {
-                session.set(s);
-            }
-
-            @Override
-            public void onMessage(LinkSession s, Envelope m) {
-                to.accept(m);
-            }
-
-            @Override
-            public void onClosed(LinkSession s, String reason) {
-                session.compareAndSet(s, null);
-            }
-        };
-    }
+    boolean pvmRunning();
 
     @Override
-    public void close() {
-        loadRunning.set(false);
-        if (engine != null) {
-            engine.close();
-        }
-        if (sink != null) {
-            sink.close();
-        }
-        if (client != null) {
-            client.close();
-        }
-        if (server != null) {
-            server.close();
-        }
-        links.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
-        Lab.sweepStaleDomains(prefix);
-        lanA.close();
-        lanB.close();
-        for (String t : hostTaps) {
-            LabLan.deleteHostTap(t);
-        }
-        hv.close();
-    }
+    void close();
 }

@@ -26,25 +26,36 @@ class FailoverStateMachineTest {
         @Override public void holdOutput() { log.add("hold"); }
         @Override public void runUnprotected() { log.add("unprotected"); }
         @Override public void reprotect() { log.add("reprotect"); }
-        @Override public void promote(long epoch) { log.add("promote " + epoch); }
+        @Override public void promote(long term) { log.add("promote " + term); }
         @Override public void fence(String reason) { log.add("fence"); }
     }
 
     final Actions actions = new Actions();
     final List<Transition> transitions = new ArrayList<>();
 
-    FailoverStateMachine machine(Role role, long epoch) {
-        return new FailoverStateMachine(role, epoch, TIMEOUT, 2_000 * MS, actions, transitions::add, clock.nowNs());
+    FailoverStateMachine machine(Role role, long term) {
+        return new FailoverStateMachine(role, term, TIMEOUT, 2_000 * MS, actions, transitions::add, clock.nowNs());
     }
 
     @Test
-    void aSecondaryAheadByOneCheckpointDoesNotFenceButATakenOverPeerDoes() {
+    void aPeerInTheSameTermChangesNothingAPeerInANewerTermFences() {
         FailoverStateMachine p = machine(Role.PRIMARY, 1);
-        p.onHeartbeat(2, false, clock.advanceMs(10)); // the secondary's ack overtook our own bookkeeping
+        p.onHeartbeat(1, clock.advanceMs(10)); // the secondary follows our term, whatever checkpoint it runs
         assertThat(p.state()).isEqualTo(State.PROTECTED);
-        p.onHeartbeat(2, true, clock.advanceMs(10)); // the peer acts as primary at a newer epoch
+        p.onHeartbeat(2, clock.advanceMs(10)); // the peer took over in term 2
         assertThat(p.state()).isEqualTo(State.FENCED);
         assertThat(actions.log).containsExactly("fence");
+    }
+
+    @Test
+    void aFenceFromThePeerStopsAStalePrimary() {
+        FailoverStateMachine p = new FailoverStateMachine(State.UNPROTECTED, 3, TIMEOUT, 2_000 * MS, actions, transitions::add, clock.nowNs());
+        p.onFenced(4, "partition healed", clock.advanceMs(1));
+        assertThat(p.state()).isEqualTo(State.FENCED);
+        assertThat(transitions.get(transitions.size() - 1).reason()).contains("term 4");
+        FailoverStateMachine s = machine(Role.SECONDARY, 3);
+        s.onFenced(4, "nonsense", clock.advanceMs(1));
+        assertThat(s.state()).as("a secondary releases nothing to fence").isEqualTo(State.STANDBY);
     }
 
     @Test
@@ -58,13 +69,13 @@ class FailoverStateMachineTest {
         assertThat(p.releasing()).as("before the first checkpoint the output flows unprotected").isTrue();
         p.onPairingFailed("peer unreachable", clock.advanceMs(1));
         assertThat(p.state()).isEqualTo(State.UNPROTECTED);
-        p.onHeartbeat(0, false, clock.advanceMs(2_100));
+        p.onHeartbeat(0, clock.advanceMs(2_100));
         p.doWork(clock.advanceMs(1));
         assertThat(actions.log).as("a failed pairing is retried after the backoff").containsExactly("reprotect");
         p.onPairingStarted("re-protection", clock.advanceMs(1));
         p.onReprotected(1, clock.advanceMs(1));
         assertThat(p.state()).isEqualTo(State.PROTECTED);
-        assertThat(p.epoch()).isEqualTo(1);
+        assertThat(p.term()).as("pairing does not change the term").isZero();
         p.onUnpaired("operator unpaired", clock.advanceMs(1));
         assertThat(p.state()).isEqualTo(State.UNPROTECTED);
         assertThat(p.protectionWanted()).isFalse();
@@ -79,8 +90,8 @@ class FailoverStateMachineTest {
         assertThat(s.state()).isEqualTo(State.STANDBY);
         s.onHandover("PVM crashed", clock.advanceMs(10));
         assertThat(s.state()).isEqualTo(State.ACTIVE);
-        assertThat(s.epoch()).isEqualTo(2);
-        assertThat(actions.log).containsExactly("promote 2");
+        assertThat(s.term()).isEqualTo(1);
+        assertThat(actions.log).containsExactly("promote 1");
     }
 
     @Test
@@ -116,7 +127,7 @@ class FailoverStateMachineTest {
         assertThat(actions.log).contains("reprotect");
         p.onReprotected(8, clock.advanceMs(1));
         assertThat(p.state()).isEqualTo(State.PROTECTED);
-        assertThat(p.epoch()).isEqualTo(8);
+        assertThat(p.term()).isEqualTo(7);
     }
 
     @Test
@@ -151,7 +162,7 @@ class FailoverStateMachineTest {
         assertThat(transitions.get(transitions.size() - 1).reason()).contains("only the replication link is down");
         s.onVerdict(new Verdict(true, false, "witness answered, primary silent on the LAN"), clock.advanceMs(5));
         assertThat(s.state()).isEqualTo(State.ACTIVE);
-        assertThat(s.epoch()).isEqualTo(5);
+        assertThat(s.term()).isEqualTo(5);
         assertThat(actions.log).contains("promote 5");
     }
 
@@ -164,14 +175,14 @@ class FailoverStateMachineTest {
     }
 
     @Test
-    void anOldPrimaryThatLearnsOfANewerEpochFencesItself() {
+    void anOldPrimaryThatLearnsOfANewerTermFencesItself() {
         FailoverStateMachine p = machine(Role.PRIMARY, 9);
         p.doWork(clock.advanceMs(400));
         p.onVerdict(new Verdict(true, false, "witness answered"), clock.advanceMs(5));
         assertThat(p.state()).isEqualTo(State.UNPROTECTED);
         p.onHeartbeat(10, clock.advanceMs(100)); // the other side promoted at 10
         assertThat(p.state()).isEqualTo(State.FENCED);
-        assertThat(transitions.get(transitions.size() - 1).reason()).contains("epoch 10, newer than our 9");
+        assertThat(transitions.get(transitions.size() - 1).reason()).contains("term 10, newer than our 9");
     }
 
     /**
@@ -211,8 +222,8 @@ class FailoverStateMachineTest {
             }
             boolean heartbeats = link && primaryAlive && secondaryAlive;
             if (heartbeats) {
-                p.onHeartbeat(s.epoch(), now);
-                s.onHeartbeat(p.epoch(), now);
+                p.onHeartbeat(s.term(), now);
+                s.onHeartbeat(p.term(), now);
             }
             if (primaryAlive) {
                 p.doWork(now);

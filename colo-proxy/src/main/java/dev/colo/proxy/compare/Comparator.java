@@ -28,7 +28,7 @@ import java.util.TreeMap;
 public final class Comparator {
     private final CompareConfig config;
     private final CompareSink sink;
-    private final CompareStats stats = new CompareStats();
+    private final CompareStats stats;
     private final PacketView view = new PacketView();
     /** Reused for datagram comparison: nothing is allocated per compared frame. */
     private final PacketView left = new PacketView();
@@ -47,14 +47,29 @@ public final class Comparator {
     private long checkpointRequestedNs;
 
     public Comparator(CompareConfig config, CompareSink sink) {
+        this(config, sink, new CompareStats());
+    }
+
+    /** @param stats counters shared with other comparators of the same path (one per SVM generation) */
+    public Comparator(CompareConfig config, CompareSink sink, CompareStats stats) {
         this.config = config;
         this.sink = sink;
+        this.stats = stats;
     }
 
     public CompareStats stats() {
         stats.heldNow = heldPrimary + heldSecondary;
         stats.flowsNow = tcpFlows.size() + datagramFlows.size();
         return stats;
+    }
+
+    /** Frames held now, both sides. */
+    public int held() {
+        return heldPrimary + heldSecondary;
+    }
+
+    public int flows() {
+        return tcpFlows.size() + datagramFlows.size();
     }
 
     public boolean checkpointPending() {
@@ -771,6 +786,32 @@ public final class Comparator {
             e = side.index.lowerEntry(e.getKey());
         }
         return best;
+    }
+
+    /**
+     * Takes every primary frame still held, in arrival order, without releasing it, and forgets
+     * everything else (secondary frames are dropped). Used when the SVM these frames waited for
+     * will never run: they go to another comparator. The comparator must not be used afterwards.
+     */
+    public List<Frame> drainHeldPrimary() {
+        List<Frame> out = new ArrayList<>();
+        for (Held h : primaryArrivals) {
+            if (!h.done) {
+                h.done = true;
+                out.add(h.frame);
+            }
+        }
+        primaryArrivals.clear();
+        heldPrimary = 0;
+        close();
+        return out;
+    }
+
+    /** Releases every held primary frame (a checkpoint covers them all) and drops the rest; the comparator must not be used afterwards. */
+    public void releaseAllAndClose(long nowNs) {
+        stats.commits++;
+        releaseAllHeld(nowNs);
+        close();
     }
 
     /** Releases every buffer; the comparator must not be used afterwards. */

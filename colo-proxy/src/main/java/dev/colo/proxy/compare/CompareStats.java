@@ -22,6 +22,12 @@ public final class CompareStats {
     long flowsNow;
     long holdNanosTotal;
 
+    /** Sets the gauges of a path with several comparators (one per SVM generation). */
+    public void gauges(long held, long flows) {
+        heldNow = held;
+        flowsNow = flows;
+    }
+
     void count(Reason r) {
         checkpointRequests[r.ordinal()]++;
     }

@@ -37,6 +37,11 @@ public final class VmSocketServer implements AutoCloseable {
     private Channel peer;
     private boolean dirty;
     private long droppedNoVm;
+    private volatile SocketQueues queues;
+    /** Wire sizes of the last frames written, newest last, to turn queued bytes into frames. */
+    private final int[] recentSizes = new int[256];
+    private int recentCount;
+    private int recentNext;
 
     public VmSocketServer(String vm, EventLoop loop, InetSocketAddress bind, FrameSink fromVm) throws InterruptedException {
         this(vm, loop, bind, fromVm, EpollServerSocketChannel::new);
@@ -76,6 +81,9 @@ public final class VmSocketServer implements AutoCloseable {
             frame.release();
             return;
         }
+        recentSizes[recentNext] = 4 + frame.length();
+        recentNext = (recentNext + 1) % recentSizes.length;
+        recentCount = Math.min(recentCount + 1, recentSizes.length);
         peer.write(frame, peer.voidPromise());
         if (!dirty) {
             dirty = true;
@@ -92,6 +100,49 @@ public final class VmSocketServer implements AutoCloseable {
 
     public boolean connected() {
         return peer != null && peer.isActive();
+    }
+
+    /**
+     * Lets {@link #unreadBytes()} read the kernel's socket queues; {@code queues} must have been
+     * opened in the namespace of the listening socket.
+     */
+    public void watchQueues(SocketQueues q) {
+        this.queues = q;
+    }
+
+    /**
+     * Bytes written to the VM that it has not read yet: Netty's unflushed writes plus both kernel
+     * queues of the connection. -1 when unknown. Any thread.
+     */
+    public long unreadBytes() {
+        Channel p = peer;
+        SocketQueues q = queues;
+        if (p == null || q == null || !p.isActive()) {
+            return -1;
+        }
+        long kernel = q.queued((InetSocketAddress) p.localAddress(), (InetSocketAddress) p.remoteAddress());
+        if (kernel < 0) {
+            return -1;
+        }
+        var out = p.unsafe().outboundBuffer();
+        return kernel + (out == null ? 0 : out.totalPendingWriteBytes());
+    }
+
+    /** How many of the latest frames written make up {@link #unreadBytes()}; -1 when unknown. On the loop. */
+    public int unreadFrames() {
+        long bytes = unreadBytes();
+        if (bytes < 0) {
+            return -1;
+        }
+        int n = 0;
+        long sum = 0;
+        int i = recentNext;
+        while (sum < bytes && n < recentCount) {
+            i = (i - 1 + recentSizes.length) % recentSizes.length;
+            sum += recentSizes[i];
+            n++;
+        }
+        return n;
     }
 
     public long droppedNoVm() {
@@ -141,6 +192,10 @@ public final class VmSocketServer implements AutoCloseable {
 
     @Override
     public void close() {
+        SocketQueues q = queues;
+        if (q != null) {
+            q.close();
+        }
         try {
             loop.submit(() -> {
                 if (peer != null) {

@@ -6,147 +6,231 @@ import dev.colo.proxy.compare.CompareSink;
 import dev.colo.proxy.compare.CompareStats;
 import dev.colo.proxy.compare.Comparator;
 import dev.colo.proxy.frame.Frame;
+import java.util.ArrayDeque;
+import java.util.List;
 import java.util.function.Consumer;
+import java.util.function.IntSupplier;
 
 /**
- * The primary's data path, pure and single-threaded. Client frames go to the PVM and, tagged with
- * the current epoch, over the link to the SVM. PVM output waits in the comparator until the SVM's
- * output for the same bytes arrives over the link. SVM output of an older epoch (from an SVM that a
- * checkpoint replaced) is dropped. Unprotected, PVM output goes straight to the client.
+ * The primary's data path, pure and single-threaded.
+ *
+ * <p>Client frames go to the PVM and, while a secondary protects it, over the link tagged with the
+ * PVM segment that will read them (segment N: after snapshot N). PVM output is compared per SVM
+ * generation: the output of segment N waits in generation N's comparator for the SVM loaded from
+ * checkpoint N, and leaves when that SVM produced the same bytes, or when a later checkpoint that
+ * covers it commits. So at the ack of N only output produced before snapshot N leaves uncompared;
+ * what the PVM produced after it still has to match the new SVM. An abandoned checkpoint's output
+ * goes back to the running SVM's comparator, and the running SVM never stopped getting input.
+ *
+ * <p>Around the pause, client frames are gated: from {@link #onPausing} until {@link #onSnapshot}
+ * they are queued, not written to the PVM, and tagged with the coming segment; frames the PVM had
+ * not read yet when it stopped (the NIC tells how many) are sent again for the next SVM only.
+ *
+ * <p>Where the path is, is one {@link Mode}, changed only through {@link #mode}.
  */
 public final class PrimaryPath {
+    /** What the path does with the VM's traffic. */
+    public enum Mode {
+        /** No secondary: a plain switch port, PVM output leaves at once. */
+        UNPROTECTED,
+        /** A secondary protects (or is being paired): ingress duplicated, output compared per generation. */
+        PROTECTING,
+        /** The secondary may be gone and the witness has not spoken: nothing leaves, even matched output. */
+        HOLDING,
+        /** Another node serves the VM: nothing reaches the LAN or the PVM any more. Final. */
+        FENCED
+    }
+
+    /** One SVM generation: the output of PVM segment {@code seq} and of the SVM loaded from checkpoint {@code seq}. */
+    private final class Generation {
+        final long seq;
+        final Comparator comparator;
+
+        Generation(long seq) {
+            this.seq = seq;
+            this.comparator = new Comparator(config, new CompareSink() {
+                @Override
+                public void release(Frame primary) {
+                    out(primary);
+                }
+
+                @Override
+                public void checkpoint(CheckpointRequest request) {
+                    onCheckpointNeeded.accept(request);
+                }
+            }, stats);
+        }
+    }
+
+    private static final int RECENT = 64;
+
+    private final CompareConfig config;
     private final FrameSink toPvm;
     private final FrameSink toClient;
-    private final EpochFrameSink toSecondary;
-    private final Comparator comparator;
-    private long epoch;
-    /** A checkpoint to this epoch is starting: client frames go to its SVM too (0: none). */
-    private long nextEpoch;
-    private boolean protectedMode;
-    /** The first checkpoint of a pairing is building an SVM: feed it input, compare once it runs. */
-    private boolean feedingFirstSvm;
-    private boolean fenced;
+    private final IngressSink toSecondary;
+    private final Consumer<CheckpointRequest> onCheckpointNeeded;
+    private final IntSupplier pvmUnread;
+    private final CompareStats stats = new CompareStats();
+    private Mode mode = Mode.UNPROTECTED;
+    /** The SVM that runs (null: none yet in this pairing). */
+    private Generation running;
+    /** After snapshot N, until N commits or is abandoned. */
+    private Generation building;
+    /** The segment client frames belong to now. */
+    private long segment;
+    /** The checkpoint whose pause is coming ({@link #onPausing}), 0 when none. */
+    private long pausing;
+    private final ArrayDeque<Frame> gated = new ArrayDeque<>();
+    /** The last frames written to the PVM, for those it had not read at the pause. */
+    private final ArrayDeque<Frame> recent = new ArrayDeque<>();
+    /** Released output held back while HOLDING. */
+    private final ArrayDeque<Frame> withheld = new ArrayDeque<>();
     private long staleSecondaryDropped;
     private long duplicatedToSecondary;
+    private long replayedAtPause;
 
-    public PrimaryPath(CompareConfig config, FrameSink toPvm, FrameSink toClient, EpochFrameSink toSecondary,
-            Consumer<CheckpointRequest> onCheckpointNeeded, long epoch) {
+    /**
+     * @param pvmUnread how many of the frames written to the PVM it has not read yet (asked right
+     *     after the PVM paused); -1 when the NIC cannot tell
+     */
+    public PrimaryPath(CompareConfig config, FrameSink toPvm, FrameSink toClient, IngressSink toSecondary,
+            Consumer<CheckpointRequest> onCheckpointNeeded, IntSupplier pvmUnread) {
+        this.config = config;
         this.toPvm = toPvm;
         this.toClient = toClient;
         this.toSecondary = toSecondary;
-        this.epoch = epoch;
-        this.comparator = new Comparator(config, new CompareSink() {
-            @Override
-            public void release(Frame primary) {
-                toClient.accept(primary);
-            }
-
-            @Override
-            public void checkpoint(CheckpointRequest request) {
-                onCheckpointNeeded.accept(request);
-            }
-        });
-        comparator.setPassthrough(true, 0);
+        this.onCheckpointNeeded = onCheckpointNeeded;
+        this.pvmUnread = pvmUnread;
     }
+
+    /** The single gate for every change of mode. */
+    private void mode(Mode next) {
+        boolean ok = switch (mode) {
+            case UNPROTECTED -> next == Mode.PROTECTING || next == Mode.FENCED;
+            case PROTECTING -> next == Mode.UNPROTECTED || next == Mode.HOLDING || next == Mode.FENCED;
+            case HOLDING -> next == Mode.PROTECTING || next == Mode.UNPROTECTED || next == Mode.FENCED;
+            case FENCED -> false;
+        };
+        if (!ok) {
+            throw new IllegalStateException("primary path: illegal mode change " + mode + " -> " + next);
+        }
+        mode = next;
+    }
+
+    public Mode mode() {
+        return mode;
+    }
+
+    // --- the VM's traffic ---
 
     /** A frame from the LAN (tap) for the VM. */
     public void onClientFrame(Frame frame, long nowNs) {
-        if (fenced) {
+        if (mode == Mode.FENCED) {
             frame.release();
             return;
         }
-        if (protectedMode || feedingFirstSvm) {
-            toSecondary.accept(epoch, new Frame(frame.data().retainedDuplicate(), frame.vnetHdrLen()));
+        if (mode != Mode.UNPROTECTED && (running != null || building != null || pausing != 0)) {
+            toSecondary.accept(pausing != 0 ? pausing : segment, false, new Frame(frame.data().retainedDuplicate(), frame.vnetHdrLen()));
             duplicatedToSecondary++;
         }
-        if (nextEpoch > epoch) {
-            toSecondary.accept(nextEpoch, new Frame(frame.data().retainedDuplicate(), frame.vnetHdrLen()));
-            duplicatedToSecondary++;
+        if (pausing != 0) {
+            gated.addLast(frame);
+            return;
+        }
+        writeToPvm(frame);
+    }
+
+    private void writeToPvm(Frame frame) {
+        if (mode != Mode.UNPROTECTED) {
+            recent.addLast(new Frame(frame.data().retainedDuplicate(), frame.vnetHdrLen()));
+            if (recent.size() > RECENT) {
+                recent.pollFirst().release();
+            }
         }
         toPvm.accept(frame);
     }
 
     /** A frame the PVM sent. */
     public void onPvmFrame(Frame frame, long nowNs) {
-        if (fenced) {
+        if (mode == Mode.FENCED) {
             frame.release();
             return;
         }
-        comparator.onPrimary(frame, nowNs);
+        Generation g = building != null ? building : running;
+        if (mode == Mode.UNPROTECTED || g == null) {
+            out(frame); // no SVM exists in this pairing yet: there is nothing to fail over to
+            return;
+        }
+        g.comparator.onPrimary(frame, nowNs);
     }
 
-    /** A frame the SVM of {@code frameEpoch} sent, arriving over the link. */
-    public void onSecondaryFrame(long frameEpoch, Frame frame, long nowNs) {
-        if (!protectedMode || frameEpoch != epoch) {
+    /** A frame the SVM of {@code generation} sent, arriving over the link. */
+    public void onSecondaryFrame(long generation, Frame frame, long nowNs) {
+        Generation g = building != null && building.seq == generation ? building : running != null && running.seq == generation ? running : null;
+        if (mode == Mode.UNPROTECTED || mode == Mode.FENCED || g == null) {
             staleSecondaryDropped++;
             frame.release();
             return;
         }
-        comparator.onSecondary(frame, nowNs);
+        g.comparator.onSecondary(frame, nowNs);
     }
 
-    /**
-     * A checkpoint to {@code next} is about to pause the PVM. Whether a frame sent now reaches the
-     * PVM before or after the pause cannot be known from here, so from now until the snapshot each
-     * client frame also goes to the SVM that {@code next} will build. That SVM may see a frame twice
-     * (TCP drops the duplicate) but never misses one the PVM processed after its snapshot.
-     */
-    public void onCheckpointStarting(long next) {
-        if (next > epoch) {
-            nextEpoch = next;
+    private void out(Frame frame) {
+        switch (mode) {
+            case HOLDING -> withheld.addLast(frame);
+            case FENCED -> frame.release();
+            default -> toClient.accept(frame);
         }
     }
 
-    /** The checkpoint to {@code abandoned} will not happen. */
-    public void onCheckpointAbandoned(long abandoned) {
-        if (nextEpoch == abandoned) {
-            nextEpoch = 0;
+    // --- protection ---
+
+    /** A secondary starts protecting: the first checkpoint of this pairing will be {@code lastSeq + 1}. */
+    public void startProtecting(long lastSeq, long nowNs) {
+        if (mode == Mode.UNPROTECTED) {
+            mode(Mode.PROTECTING);
+            segment = lastSeq;
         }
     }
 
-    /**
-     * The PVM was paused and snapshotted as checkpoint {@code newEpoch}: client frames from now on
-     * belong to the SVM that will be built from it. On the first snapshot of a pairing output keeps
-     * flowing uncompared until that SVM runs: holding it would protect nothing (there is no SVM to
-     * take over yet) and would stall clients for the whole first, full checkpoint.
-     */
-    public void onSnapshot(long newEpoch, long nowNs) {
-        if (newEpoch <= epoch) {
-            throw new IllegalArgumentException("epochs only grow: " + newEpoch + " after " + epoch);
-        }
-        nextEpoch = 0;
-        if (!protectedMode) {
-            feedingFirstSvm = true;
-        }
-        epoch = newEpoch;
-    }
-
-    /** The secondary acknowledged the checkpoint: SVM = PVM, held output may leave. */
-    public void onCheckpointCommitted(long committedEpoch, long nowNs) {
-        if (committedEpoch != epoch) {
-            return;
-        }
-        if (feedingFirstSvm) {
-            feedingFirstSvm = false;
-            protect(committedEpoch, nowNs); // the first SVM runs: compare from now on
-            return;
-        }
-        comparator.onCheckpointCommitted(nowNs);
-    }
-
-    /** A secondary is protecting us from epoch {@code e} on: compare from now on. */
-    public void protect(long e, long nowNs) {
-        epoch = Math.max(epoch, e);
-        protectedMode = true;
-        comparator.setPassthrough(false, nowNs);
-    }
-
-    /** No secondary: release everything held and stop comparing. */
+    /** No secondary any more: everything held leaves (oldest segment first) and comparison stops. */
     public void unprotect(long nowNs) {
-        protectedMode = false;
-        feedingFirstSvm = false;
-        nextEpoch = 0;
-        comparator.setPassthrough(true, nowNs);
+        if (mode == Mode.FENCED || mode == Mode.UNPROTECTED) {
+            return;
+        }
+        if (running != null) {
+            running.comparator.releaseAllAndClose(nowNs);
+            running = null;
+        }
+        if (building != null) {
+            building.comparator.releaseAllAndClose(nowNs);
+            building = null;
+        }
+        mode(Mode.UNPROTECTED);
+        flushWithheld();
+        openGate();
+        clearRecent();
+    }
+
+    /** The secondary may be gone: hold every output until the witness speaks. */
+    public void hold() {
+        if (mode == Mode.PROTECTING) {
+            mode(Mode.HOLDING);
+        }
+    }
+
+    /** The secondary is back before the witness decided: release what was held back, in order. */
+    public void resumeProtecting() {
+        if (mode == Mode.HOLDING) {
+            mode(Mode.PROTECTING);
+            flushWithheld();
+        }
+    }
+
+    private void flushWithheld() {
+        while (!withheld.isEmpty()) {
+            toClient.accept(withheld.pollFirst());
+        }
     }
 
     /**
@@ -154,38 +238,153 @@ public final class PrimaryPath {
      * output is dropped (the new primary's VM produces it again). Final.
      */
     public void fence() {
-        if (!fenced) {
-            fenced = true;
-            protectedMode = false;
-            feedingFirstSvm = false;
-            comparator.close();
+        if (mode == Mode.FENCED) {
+            return;
+        }
+        mode(Mode.FENCED);
+        for (Generation g : new Generation[] {running, building}) {
+            if (g != null) {
+                g.comparator.close();
+            }
+        }
+        running = null;
+        building = null;
+        withheld.forEach(Frame::release);
+        withheld.clear();
+        gated.forEach(Frame::release);
+        gated.clear();
+        pausing = 0;
+        clearRecent();
+    }
+
+    // --- checkpoints ---
+
+    /** Checkpoint {@code seq} is about to pause the PVM: from now on client frames wait for its snapshot. */
+    public void onPausing(long seq) {
+        if (mode == Mode.PROTECTING || mode == Mode.HOLDING) {
+            pausing = seq;
         }
     }
 
-    public boolean fenced() {
-        return fenced;
+    /**
+     * The PVM was paused and snapshotted as checkpoint {@code seq}: its output from now on is
+     * segment {@code seq}, compared against the SVM to be loaded from it. Frames the PVM had not
+     * read go to that SVM too; the gated ones are written now (the PVM reads them after it resumes).
+     */
+    public void onSnapshot(long seq, long nowNs) {
+        if (mode == Mode.UNPROTECTED || mode == Mode.FENCED) {
+            return;
+        }
+        if (building != null) {
+            abandonBuilding(nowNs); // a snapshot without a decision on the previous one: it never ran
+        }
+        building = new Generation(seq);
+        segment = seq;
+        int unread = pvmUnread.getAsInt();
+        if (unread > 0) {
+            Frame[] all = recent.toArray(new Frame[0]);
+            for (int i = Math.max(0, all.length - unread); i < all.length; i++) {
+                toSecondary.accept(seq, true, new Frame(all[i].data().retainedDuplicate(), all[i].vnetHdrLen()));
+                replayedAtPause++;
+            }
+        }
+        clearRecent();
+        openGate();
+    }
+
+    private void openGate() {
+        pausing = 0;
+        while (!gated.isEmpty()) {
+            writeToPvm(gated.pollFirst());
+        }
+    }
+
+    private void clearRecent() {
+        recent.forEach(Frame::release);
+        recent.clear();
+    }
+
+    /** The secondary runs the SVM of {@code seq}: output produced before snapshot {@code seq} is covered. */
+    public void onCheckpointCommitted(long seq, long nowNs) {
+        if (building == null || building.seq != seq) {
+            return;
+        }
+        if (running != null) {
+            running.comparator.releaseAllAndClose(nowNs);
+        }
+        running = building;
+        building = null;
+    }
+
+    /** Checkpoint {@code seq} will not happen: its output waits for the running SVM again. */
+    public void onCheckpointAbandoned(long seq, long nowNs) {
+        if (pausing == seq) {
+            openGate();
+        }
+        if (building != null && building.seq == seq) {
+            abandonBuilding(nowNs);
+            segment = running != null ? running.seq : seq - 1;
+        }
+    }
+
+    private void abandonBuilding(long nowNs) {
+        List<Frame> held = building.comparator.drainHeldPrimary();
+        building = null;
+        for (Frame f : held) {
+            if (running != null) {
+                running.comparator.onPrimary(f, nowNs);
+            } else {
+                out(f); // no SVM in this pairing yet
+            }
+        }
     }
 
     public void requestCheckpoint(String detail, long nowNs) {
-        comparator.requestCheckpoint(detail, nowNs);
-    }
-
-    public void doWork(long nowNs) {
-        if (!fenced) {
-            comparator.doWork(nowNs);
+        Generation g = building != null ? building : running;
+        if (g != null) {
+            g.comparator.requestCheckpoint(detail, nowNs);
         }
     }
 
-    public long epoch() {
-        return epoch;
+    public void doWork(long nowNs) {
+        if (running != null) {
+            running.comparator.doWork(nowNs);
+        }
+        if (building != null) {
+            building.comparator.doWork(nowNs);
+        }
+    }
+
+    // --- introspection ---
+
+    /** The generation of the running SVM, 0 when none runs. */
+    public long runningGeneration() {
+        return running == null ? 0 : running.seq;
+    }
+
+    public long segment() {
+        return segment;
     }
 
     public boolean isProtected() {
-        return protectedMode;
+        return mode == Mode.PROTECTING && running != null;
+    }
+
+    public boolean fenced() {
+        return mode == Mode.FENCED;
     }
 
     public CompareStats stats() {
-        return comparator.stats();
+        long held = withheld.size();
+        long flows = 0;
+        for (Generation g : new Generation[] {running, building}) {
+            if (g != null) {
+                held += g.comparator.held();
+                flows += g.comparator.flows();
+            }
+        }
+        stats.gauges(held, flows);
+        return stats;
     }
 
     public long staleSecondaryDropped() {
@@ -194,6 +393,10 @@ public final class PrimaryPath {
 
     public long duplicatedToSecondary() {
         return duplicatedToSecondary;
+    }
+
+    public long replayedAtPause() {
+        return replayedAtPause;
     }
 
     public void close() {

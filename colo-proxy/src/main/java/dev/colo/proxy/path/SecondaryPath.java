@@ -7,64 +7,96 @@ import java.util.Iterator;
 
 /**
  * The secondary's data path, pure and single-threaded. Client frames arrive over the link tagged
- * with an epoch: those of the running SVM's epoch go in at once (ack shifted by the rewriter), those
- * of a newer epoch wait, in order, for the SVM being built from that checkpoint, and older ones are
- * dropped. SVM output goes back over the link unshifted (the comparator lines streams up by each
- * side's ISN). After promotion the SVM talks to the LAN directly with its seq shifted, so live
- * connections keep working.
+ * with the PVM segment that reads them; the SVM of generation g needs every frame of segment g or
+ * later. So a frame goes into the running SVM at once (its ack shifted by the rewriter), and if its
+ * segment is newer than the running SVM it is also kept, in order, for the SVM that checkpoint will
+ * build. An abandoned checkpoint's frames are dropped. SVM output goes back over the link unshifted,
+ * tagged with its generation. After promotion the SVM talks to the LAN directly with its seq
+ * shifted, so live connections keep working.
+ *
+ * <p>Where the path is, is one {@link State}, changed only through {@link #state}.
  */
 public final class SecondaryPath {
+    public enum State {
+        /** Not paired, or the first checkpoint has not run yet: frames are only kept. */
+        NO_SVM,
+        /** An SVM runs and follows the primary. */
+        FOLLOWING,
+        /** The SVM took over: it serves the LAN directly. */
+        PROMOTED,
+        CLOSED
+    }
+
     private final FrameSink toSvm;
-    private final EpochFrameSink toPrimary;
+    private final GenerationFrameSink toPrimary;
     private final FrameSink toClientDirect;
     private final TcpRewriter rewriter = new TcpRewriter();
     private final int maxBuffered;
-    private final ArrayDeque<Tagged> buffered = new ArrayDeque<>();
-    private long svmEpoch = -1;
-    private boolean svmReady;
-    private boolean promoted;
+    private final ArrayDeque<Kept> kept = new ArrayDeque<>();
+    private State state = State.NO_SVM;
+    private long generation;
     private long bufferOverflowDropped;
     private long staleIngressDropped;
     private long selfAnnounceDropped;
 
-    private record Tagged(long epoch, Frame frame) {}
+    /** A frame kept for a later SVM: every SVM of a generation up to {@code segment} needs it. */
+    private record Kept(long segment, Frame frame) {}
 
-    public SecondaryPath(FrameSink toSvm, EpochFrameSink toPrimary, FrameSink toClientDirect, int maxBuffered) {
+    public SecondaryPath(FrameSink toSvm, GenerationFrameSink toPrimary, FrameSink toClientDirect, int maxBuffered) {
         this.toSvm = toSvm;
         this.toPrimary = toPrimary;
         this.toClientDirect = toClientDirect;
         this.maxBuffered = maxBuffered;
     }
 
-    /** A client frame over the link, for the SVM of {@code epoch}. */
-    public void onIngress(long epoch, Frame frame) {
-        if (promoted) {
-            frame.release(); // the link is dead to us once we are the primary
+    private void state(State next) {
+        boolean ok = switch (state) {
+            case NO_SVM -> next == State.FOLLOWING || next == State.PROMOTED || next == State.CLOSED;
+            case FOLLOWING -> next == State.FOLLOWING || next == State.NO_SVM || next == State.PROMOTED || next == State.CLOSED;
+            case PROMOTED -> next == State.CLOSED;
+            case CLOSED -> false;
+        };
+        if (!ok) {
+            throw new IllegalStateException("secondary path: illegal transition " + state + " -> " + next);
+        }
+        state = next;
+    }
+
+    public State state() {
+        return state;
+    }
+
+    /** A client frame over the link, read by the PVM in {@code segment}. */
+    public void onIngress(long segment, boolean nextSvmOnly, Frame frame) {
+        if (state == State.PROMOTED || state == State.CLOSED) {
+            frame.release(); // the link is dead to us once we serve the VM
             staleIngressDropped++;
             return;
         }
-        if (epoch < svmEpoch) {
-            staleIngressDropped++;
-            frame.release();
-            return;
-        }
-        if (epoch == svmEpoch && svmReady) {
-            deliver(frame);
-            return;
-        }
-        if (buffered.size() >= maxBuffered) {
-            // The new SVM is late; dropping a client frame is safe for TCP (it retransmits) and
-            // counted, never silent. The primary's timeout turns lasting trouble into a resync.
+        boolean forRunning = state == State.FOLLOWING && !nextSvmOnly && segment >= generation;
+        boolean forLater = state == State.NO_SVM || segment > generation;
+        if (forLater && kept.size() >= maxBuffered) {
+            // The next SVM is late; a frame it misses only costs a retransmission: the primary
+            // releases no acknowledgement the SVM has not given itself.
             bufferOverflowDropped++;
-            frame.release();
-            return;
+            forLater = false;
         }
-        buffered.addLast(new Tagged(epoch, frame));
+        if (forRunning && forLater) {
+            kept.addLast(new Kept(segment, new Frame(frame.data().retainedDuplicate(), frame.vnetHdrLen())));
+            deliver(frame);
+        } else if (forRunning) {
+            deliver(frame);
+        } else if (forLater) {
+            kept.addLast(new Kept(segment, frame));
+        } else {
+            staleIngressDropped++;
+            frame.release();
+        }
     }
 
     /** A frame from the LAN side after promotion (the tap is ours now). */
     public void onClientFrame(Frame frame) {
-        if (!promoted) {
+        if (state != State.PROMOTED) {
             frame.release();
             return;
         }
@@ -76,69 +108,99 @@ public final class SecondaryPath {
         toSvm.accept(frame);
     }
 
-    /** A frame the SVM sent. */
+    /** A frame the running SVM sent. */
     public void onSvmFrame(Frame frame) {
-        if (!promoted && isRarp(frame)) {
+        if (state != State.PROMOTED && isRarp(frame)) {
             // QEMU announces a VM that finished loading with RARP frames; they are the hypervisor's,
             // not the guest's, and the PVM never sends them, so comparing them would only age out.
             selfAnnounceDropped++;
             frame.release();
             return;
         }
-        rewriter.outOfSvm(frame.ethernet(), promoted);
-        if (promoted) {
-            toClientDirect.accept(frame);
-        } else {
-            toPrimary.accept(svmEpoch, frame);
+        rewriter.outOfSvm(frame.ethernet(), state == State.PROMOTED);
+        switch (state) {
+            case PROMOTED -> toClientDirect.accept(frame);
+            case FOLLOWING -> toPrimary.accept(generation, frame);
+            default -> frame.release();
         }
     }
 
     /**
-     * The SVM of {@code epoch} is running (a checkpoint was loaded into a standby, or the first SVM
-     * started): it is a copy of the PVM, so offsets reset, and buffered frames of its epoch go in.
+     * The SVM of {@code seq} is about to run (a checkpoint was loaded into a standby, or the first
+     * SVM of a pairing): it is a copy of the PVM at snapshot {@code seq}, so offsets reset, and the
+     * frames kept for it go in, in order. Called before it runs, so its first output finds its way.
      */
-    public void onSvmReplaced(long epoch) {
-        svmEpoch = epoch;
-        svmReady = true;
+    public void onSvmStarting(long seq) {
+        if (state == State.PROMOTED || state == State.CLOSED) {
+            return;
+        }
+        generation = seq;
+        state(State.FOLLOWING);
         rewriter.onCheckpoint();
-        Iterator<Tagged> it = buffered.iterator();
+        Iterator<Kept> it = kept.iterator();
         while (it.hasNext()) {
-            Tagged t = it.next();
-            if (t.epoch() < epoch) {
+            Kept k = it.next();
+            if (k.segment() < seq) {
                 staleIngressDropped++;
-                t.frame().release();
+                k.frame().release();
                 it.remove();
-            } else if (t.epoch() == epoch) {
+            } else if (k.segment() == seq) {
                 it.remove();
-                deliver(t.frame());
+                deliver(k.frame());
+            } else {
+                deliver(new Frame(k.frame().data().retainedDuplicate(), k.frame().vnetHdrLen()));
             }
         }
     }
 
-    /** The SVM is being replaced: hold its input until the next one runs. */
-    public void onSvmGone() {
-        svmReady = false;
+    /** Checkpoint {@code seq} will not become an SVM: what was kept for it alone goes. */
+    public void onCheckpointDropped(long seq) {
+        Iterator<Kept> it = kept.iterator();
+        while (it.hasNext()) {
+            Kept k = it.next();
+            if (k.segment() == seq) {
+                staleIngressDropped++;
+                k.frame().release();
+                it.remove();
+            }
+        }
+    }
+
+    /** Protection ended (unpaired): no SVM follows any more. */
+    public void onUnpaired() {
+        if (state == State.FOLLOWING) {
+            state(State.NO_SVM);
+        }
+        releaseKept();
     }
 
     /** The primary is gone and we take over: the SVM talks to the LAN, offsets are kept. */
     public void promote() {
-        promoted = true;
-        for (Tagged t : buffered) {
-            t.frame().release();
+        if (state == State.PROMOTED || state == State.CLOSED) {
+            return;
         }
-        buffered.clear();
+        state(State.PROMOTED);
+        releaseKept();
+    }
+
+    private void releaseKept() {
+        for (Kept k : kept) {
+            k.frame().release();
+        }
+        kept.clear();
     }
 
     public boolean promoted() {
-        return promoted;
+        return state == State.PROMOTED;
     }
 
-    public long svmEpoch() {
-        return svmEpoch;
+    /** The generation of the running SVM (0 before the first). */
+    public long generation() {
+        return generation;
     }
 
     public int buffered() {
-        return buffered.size();
+        return kept.size();
     }
 
     public long bufferOverflowDropped() {
@@ -163,9 +225,9 @@ public final class SecondaryPath {
     }
 
     public void close() {
-        for (Tagged t : buffered) {
-            t.frame().release();
+        if (state != State.CLOSED) {
+            state(State.CLOSED);
         }
-        buffered.clear();
+        releaseKept();
     }
 }

@@ -19,14 +19,15 @@ class PathTest {
     final Frames f = new Frames();
     final List<Frame> toPvm = new ArrayList<>();
     final List<Frame> toClient = new ArrayList<>();
-    final List<Long> toSecondaryEpochs = new ArrayList<>();
+    final List<String> toSecondaryTags = new ArrayList<>();
     final List<Frame> toSecondary = new ArrayList<>();
     final List<CheckpointRequest> checkpoints = new ArrayList<>();
+    int pvmUnread;
     final PrimaryPath primary = new PrimaryPath(CompareConfig.defaults(), toPvm::add, toClient::add,
-            (e, fr) -> {
-                toSecondaryEpochs.add(e);
+            (segment, nextOnly, fr) -> {
+                toSecondaryTags.add(segment + (nextOnly ? "+" : ""));
                 toSecondary.add(fr);
-            }, checkpoints::add, 0);
+            }, checkpoints::add, () -> pvmUnread);
 
     @AfterEach
     void noLeaks() {
@@ -35,6 +36,15 @@ class PathTest {
             l.forEach(Frame::release);
         }
         assertThat(f.unreleased()).isZero();
+    }
+
+    /** A protected path whose SVM of generation 1 runs. */
+    void protectedAt1() {
+        primary.startProtecting(0, 0);
+        primary.onPausing(1);
+        primary.onSnapshot(1, 0);
+        primary.onCheckpointCommitted(1, 0);
+        assertThat(primary.runningGeneration()).isEqualTo(1);
     }
 
     @Test
@@ -48,106 +58,164 @@ class PathTest {
 
     @Test
     void protectedDuplicatesIngressAndHoldsOutputUntilTheSvmMatches() {
-        primary.protect(3, 0);
+        protectedAt1();
         primary.onClientFrame(f.udp(1, 2, "question".getBytes()), 0);
         assertThat(toPvm).hasSize(1);
-        assertThat(toSecondary).hasSize(1);
-        assertThat(toSecondaryEpochs).containsExactly(3L);
+        assertThat(toSecondaryTags).containsExactly("1");
         primary.onPvmFrame(f.udp(2, 1, "answer".getBytes()), 0);
         assertThat(toClient).isEmpty();
-        primary.onSecondaryFrame(2, f.udp(2, 1, "answer".getBytes()), 0); // an old SVM: ignored
+        primary.onSecondaryFrame(0, f.udp(2, 1, "answer".getBytes()), 0); // no SVM of generation 0
         assertThat(toClient).isEmpty();
         assertThat(primary.staleSecondaryDropped()).isEqualTo(1);
-        primary.onSecondaryFrame(3, f.udp(2, 1, "answer".getBytes()), 0);
+        primary.onSecondaryFrame(1, f.udp(2, 1, "answer".getBytes()), 0);
         assertThat(toClient).hasSize(1);
         assertThat(checkpoints).isEmpty();
     }
 
     @Test
-    void snapshotTagsLaterIngressAndCommitReleasesHeldOutput() {
-        primary.protect(1, 0);
-        primary.onPvmFrame(f.udp(2, 1, "pending".getBytes()), 0);
+    void theCommitReleasesOnlyOutputProducedBeforeItsSnapshot() {
+        protectedAt1();
+        primary.onPvmFrame(f.udp(2, 1, "before snapshot 2".getBytes()), 0);
+        primary.onPausing(2);
         primary.onSnapshot(2, 0);
-        primary.onClientFrame(f.udp(1, 2, "after snapshot".getBytes()), 0);
-        assertThat(toSecondaryEpochs).containsExactly(2L);
+        primary.onPvmFrame(f.udp(2, 1, "Set-Cookie: session=PVM-ONLY".getBytes()), 0); // produced after snapshot 2
         primary.onCheckpointCommitted(2, 0);
-        assertThat(toClient).hasSize(1);
+        assertThat(toClient).as("only the output checkpoint 2 covers").hasSize(1);
+        assertThat(PathTest.payload(toClient.get(0))).isEqualTo("before snapshot 2");
+        primary.onSecondaryFrame(2, f.udp(2, 1, "Set-Cookie: session=SVM-ONE".getBytes()), 0);
+        assertThat(toClient).as("the new SVM disagrees: still held").hasSize(1);
+        assertThat(checkpoints).singleElement().satisfies(c -> assertThat(c.reason().name()).isEqualTo("UDP_MISMATCH"));
+        primary.onPausing(3);
+        primary.onSnapshot(3, 0);
+        primary.onCheckpointCommitted(3, 0);
+        assertThat(toClient).as("checkpoint 3 covers it").hasSize(2);
     }
 
     @Test
-    void aroundThePauseClientFramesGoToBothTheRunningAndTheNextSvm() {
-        primary.protect(1, 0);
-        primary.onCheckpointStarting(2);
-        primary.onClientFrame(f.udp(1, 2, "during pause".getBytes()), 0);
-        assertThat(toSecondaryEpochs).as("the old SVM and the one checkpoint 2 builds").containsExactly(1L, 2L);
+    void aroundThePauseClientFramesWaitAndUnreadOnesGoToTheNextSvm() {
+        protectedAt1();
+        primary.onClientFrame(f.udp(1, 2, "read by the PVM".getBytes()), 0);
+        primary.onClientFrame(f.udp(1, 2, "still in the PVM's socket".getBytes()), 0);
+        primary.onPausing(2);
+        primary.onClientFrame(f.udp(1, 2, "during the pause".getBytes()), 0);
+        assertThat(toPvm).as("gated until the snapshot").hasSize(2);
+        pvmUnread = 1;
         primary.onSnapshot(2, 0);
-        primary.onClientFrame(f.udp(1, 2, "after snapshot".getBytes()), 0);
-        assertThat(toSecondaryEpochs).containsExactly(1L, 2L, 2L);
-        primary.onCheckpointStarting(3);
-        primary.onCheckpointAbandoned(3);
-        primary.onClientFrame(f.udp(1, 2, "after abort".getBytes()), 0);
-        assertThat(toSecondaryEpochs).containsExactly(1L, 2L, 2L, 2L);
+        assertThat(toPvm).hasSize(3);
+        assertThat(toSecondaryTags).as("the running SVM 1 gets all; the SVM of 2 gets what the PVM reads after its snapshot")
+                .containsExactly("1", "1", "2", "2+");
+        assertThat(PathTest.payload(toSecondary.get(3))).isEqualTo("still in the PVM's socket");
     }
 
     @Test
-    void theFirstCheckpointOfAPairingFeedsTheNewSvmAndComparesOnceItRuns() {
-        assertThat(primary.isProtected()).isFalse();
-        primary.onCheckpointStarting(1);
-        primary.onClientFrame(f.udp(1, 2, "before the first snapshot".getBytes()), 0);
-        assertThat(toSecondaryEpochs).containsExactly(1L);
+    void anAbortAfterTheSnapshotKeepsTheRunningSvmFedAndComparedAndTheRetryWorks() {
+        protectedAt1();
+        primary.onPausing(2);
+        primary.onSnapshot(2, 0);
+        primary.onPvmFrame(f.udp(2, 1, "answer".getBytes()), 0);
+        primary.onCheckpointAbandoned(2, 0);
+        primary.onClientFrame(f.udp(1, 2, "after the abort".getBytes()), 0);
+        assertThat(toSecondaryTags).as("the running SVM 1 keeps getting input").endsWith("1");
+        primary.onSecondaryFrame(1, f.udp(2, 1, "answer".getBytes()), 0);
+        assertThat(toClient).as("the running SVM's output is still compared").hasSize(1);
+        primary.onPausing(3);
+        primary.onSnapshot(3, 0);
+        primary.onCheckpointCommitted(3, 0);
+        assertThat(primary.runningGeneration()).isEqualTo(3);
+    }
+
+    @Test
+    void theFirstCheckpointOfAPairingComparesWhatThePvmSaysAfterItsSnapshot() {
+        primary.startProtecting(0, 0);
+        primary.onClientFrame(f.udp(1, 2, "before pairing's first pause".getBytes()), 0);
+        assertThat(toSecondary).as("no SVM will need it: SVM 1 starts from the snapshot").isEmpty();
+        primary.onPvmFrame(f.udp(2, 1, "no SVM yet: nothing to fail over to".getBytes()), 0);
+        assertThat(toClient).hasSize(1);
+        primary.onPausing(1);
         primary.onSnapshot(1, 0);
         primary.onClientFrame(f.udp(1, 2, "while the first SVM is built".getBytes()), 0);
-        assertThat(toSecondaryEpochs).as("the SVM being built gets every input").containsExactly(1L, 1L);
-        primary.onPvmFrame(f.udp(2, 1, "no SVM yet: not held".getBytes()), 0);
-        assertThat(toClient).hasSize(1);
-        assertThat(primary.isProtected()).isFalse();
+        assertThat(toSecondaryTags).containsExactly("1");
+        primary.onPvmFrame(f.udp(2, 1, "after snapshot 1".getBytes()), 0);
+        assertThat(toClient).as("held for SVM 1").hasSize(1);
         primary.onCheckpointCommitted(1, 0);
-        assertThat(primary.isProtected()).isTrue();
-        primary.onPvmFrame(f.udp(2, 1, "held now".getBytes()), 0);
         assertThat(toClient).hasSize(1);
+        primary.onSecondaryFrame(1, f.udp(2, 1, "after snapshot 1".getBytes()), 0);
+        assertThat(toClient).hasSize(2);
     }
 
     @Test
     void losingTheSecondaryReleasesEverythingHeld() {
-        primary.protect(1, 0);
+        protectedAt1();
         primary.onPvmFrame(f.udp(2, 1, "held".getBytes()), 0);
         primary.unprotect(0);
         assertThat(toClient).hasSize(1);
         assertThat(primary.isProtected()).isFalse();
     }
 
+    @Test
+    void holdingReleasesNothingUntilTheWitnessSpeaks() {
+        protectedAt1();
+        primary.hold();
+        primary.onPvmFrame(f.udp(2, 1, "x".getBytes()), 0);
+        primary.onSecondaryFrame(1, f.udp(2, 1, "x".getBytes()), 0);
+        assertThat(toClient).as("matched but withheld").isEmpty();
+        primary.resumeProtecting();
+        assertThat(toClient).hasSize(1);
+        primary.hold();
+        primary.onPvmFrame(f.udp(2, 1, "y".getBytes()), 0);
+        primary.onSecondaryFrame(1, f.udp(2, 1, "y".getBytes()), 0);
+        primary.fence();
+        assertThat(toClient).as("a fenced node releases nothing").hasSize(1);
+    }
+
     // --- secondary ---
 
     final List<Frame> toSvm = new ArrayList<>();
     final List<Frame> svmToPrimary = new ArrayList<>();
-    final List<Long> svmToPrimaryEpochs = new ArrayList<>();
+    final List<Long> svmToPrimaryGenerations = new ArrayList<>();
     final List<Frame> direct = new ArrayList<>();
 
     SecondaryPath secondary(int max) {
-        return new SecondaryPath(toSvm::add, (e, fr) -> {
-            svmToPrimaryEpochs.add(e);
+        return new SecondaryPath(toSvm::add, (g, fr) -> {
+            svmToPrimaryGenerations.add(g);
             svmToPrimary.add(fr);
         }, direct::add, max);
     }
 
     @Test
-    void ingressForTheNextSvmWaitsAndArrivesInOrder() {
+    void theRunningSvmGetsEveryFrameAndTheNextOneWhatItsSnapshotMissed() {
         SecondaryPath s = secondary(10);
-        s.onSvmReplaced(1);
-        s.onIngress(1, f.udp(1, 2, "now".getBytes()));
+        s.onSvmStarting(1);
+        s.onIngress(1, false, f.udp(1, 2, "now".getBytes()));
         assertThat(toSvm).hasSize(1);
-        s.onSvmGone();
-        s.onIngress(1, f.udp(1, 2, "late for the old svm".getBytes()));
-        s.onIngress(2, f.udp(1, 2, "a".getBytes()));
-        s.onIngress(2, f.udp(1, 2, "b".getBytes()));
+        s.onIngress(2, false, f.udp(1, 2, "a".getBytes()));
+        s.onIngress(2, true, f.udp(1, 2, "unread at pause 2".getBytes()));
+        s.onIngress(2, false, f.udp(1, 2, "b".getBytes()));
+        assertThat(toSvm).as("the running SVM 1 needs every segment-2 frame too, not the replay").hasSize(3);
         assertThat(s.buffered()).isEqualTo(3);
-        s.onSvmReplaced(2);
-        assertThat(toSvm).hasSize(3);
-        assertThat(payload(toSvm.get(1))).isEqualTo("a");
-        assertThat(payload(toSvm.get(2))).isEqualTo("b");
+        s.onSvmStarting(2);
+        assertThat(toSvm).hasSize(6);
+        assertThat(payload(toSvm.get(3))).isEqualTo("a");
+        assertThat(payload(toSvm.get(4))).isEqualTo("unread at pause 2");
+        assertThat(payload(toSvm.get(5))).isEqualTo("b");
+        s.onIngress(1, false, f.udp(1, 2, "stale".getBytes()));
         assertThat(s.staleIngressDropped()).isEqualTo(1);
-        s.onIngress(1, f.udp(1, 2, "stale".getBytes()));
-        assertThat(s.staleIngressDropped()).isEqualTo(2);
+        toSvm.forEach(Frame::release);
+        toSvm.clear();
+        s.close();
+    }
+
+    @Test
+    void anAbandonedCheckpointsFramesAreDroppedAndNeverReplayedIntoTheRetry() {
+        SecondaryPath s = secondary(10);
+        s.onSvmStarting(1);
+        s.onIngress(2, false, f.udp(1, 2, "for 1 and 2".getBytes()));
+        s.onIngress(2, true, f.udp(1, 2, "for 2 only".getBytes()));
+        s.onCheckpointDropped(2);
+        assertThat(s.buffered()).isZero();
+        s.onIngress(3, false, f.udp(1, 2, "for 1 and 3".getBytes()));
+        s.onSvmStarting(3);
+        assertThat(toSvm).extracting(PathTest::payload).containsExactly("for 1 and 2", "for 1 and 3", "for 1 and 3");
         toSvm.forEach(Frame::release);
         toSvm.clear();
         s.close();
@@ -157,7 +225,7 @@ class PathTest {
     void bufferBoundDropsAreCounted() {
         SecondaryPath s = secondary(2);
         for (int i = 0; i < 5; i++) {
-            s.onIngress(1, f.udp(1, 2, ("x" + i).getBytes()));
+            s.onIngress(1, false, f.udp(1, 2, ("x" + i).getBytes()));
         }
         assertThat(s.buffered()).isEqualTo(2);
         assertThat(s.bufferOverflowDropped()).isEqualTo(3);
@@ -167,11 +235,11 @@ class PathTest {
     @Test
     void afterPromotionTheSvmTalksToTheLanWithItsOffsetsKept() {
         SecondaryPath s = secondary(10);
-        s.onSvmReplaced(1);
+        s.onSvmStarting(1);
         // A connection opened after the checkpoint: the SVM picked its own ISN.
         s.onSvmFrame(f.tcp(80, 40000, 7000, 101, TCP_SYN | TCP_ACK, new byte[0]));
-        s.onIngress(1, f.tcpIn(40000, 80, 101, 90_001, TCP_ACK, new byte[0])); // acks the PVM's ISN 90000
-        assertThat(svmToPrimaryEpochs).containsExactly(1L);
+        s.onIngress(1, false, f.tcpIn(40000, 80, 101, 90_001, TCP_ACK, new byte[0])); // acks the PVM's ISN 90000
+        assertThat(svmToPrimaryGenerations).containsExactly(1L);
         s.promote();
         assertThat(s.promoted()).isTrue();
         s.onSvmFrame(f.tcp(80, 40000, 7001, 101, TCP_ACK, "hi".getBytes()));
@@ -199,7 +267,7 @@ class PathTest {
     @Test
     void qemusRarpSelfAnnouncementFromANewSvmIsNotCompared() {
         SecondaryPath s = secondary(16);
-        s.onSvmReplaced(1);
+        s.onSvmStarting(1);
         io.netty.buffer.ByteBuf rarp = io.netty.buffer.Unpooled.buffer(60);
         rarp.writeBytes(new byte[] {-1, -1, -1, -1, -1, -1, 0x52, 0x54, 0, 1, 2, 3, (byte) 0x80, 0x35});
         rarp.writeZero(46);

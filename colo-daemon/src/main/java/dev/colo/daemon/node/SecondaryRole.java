@@ -1,0 +1,399 @@
+package dev.colo.daemon.node;
+
+import com.google.protobuf.ByteString;
+import dev.colo.checkpoint.engine.SecondaryCheckpointSink;
+import dev.colo.checkpoint.link.proto.CheckpointAck;
+import dev.colo.checkpoint.link.proto.Envelope;
+import dev.colo.checkpoint.link.proto.FrameBatch;
+import dev.colo.checkpoint.link.proto.PairReply;
+import dev.colo.checkpoint.link.proto.PairRequest;
+import dev.colo.checkpoint.link.proto.Status;
+import dev.colo.daemon.config.DaemonConfig;
+import dev.colo.daemon.failover.FailoverStateMachine.State;
+import dev.colo.hypervisor.DomainRef;
+import dev.colo.hypervisor.HypervisorException;
+import dev.colo.hypervisor.LifecycleEvent;
+import dev.colo.proxy.frame.Frame;
+import dev.colo.proxy.packet.Arp;
+import dev.colo.proxy.path.SecondaryPath;
+import dev.colo.runtime.Lane;
+import io.netty.buffer.PooledByteBufAllocator;
+import io.netty.buffer.Unpooled;
+import java.time.Duration;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The node as secondary: the data path ({@link SecondaryPath}) feeding the running SVM, the
+ * checkpoint sink with its standbys (each with a NIC socket of its own, opened and closed by the
+ * role), and the takeover: the SVM serves the LAN directly, a gratuitous ARP moves the VM's MAC to
+ * this host, and the rewriter keeps live connections' offsets.
+ */
+final class SecondaryRole implements FailoverControl.Target {
+    private static final Logger log = LoggerFactory.getLogger(SecondaryRole.class);
+    private static final int MAX_BUFFERED_INGRESS = 8192;
+    private static final Duration QMP = Duration.ofSeconds(5);
+
+    private final NodeContext ctx;
+    private final DaemonConfig cfg;
+    private final DomainShaper shaper;
+    private final Lane control;
+    private final Lane path;
+    private final Lane work;
+    /** Standby and SVM NIC sockets by domain name; opened on the start lane, closed when retired. */
+    private final Map<String, VmNic> nics = new ConcurrentHashMap<>();
+    // Path lane.
+    private SecondaryPath secondaryPath;
+    private volatile String currentSvm;
+    // Control lane.
+    private SecondaryCheckpointSink sink;
+    private PairRequest protecting;
+    private long takeoverStartNs;
+
+    SecondaryRole(NodeContext ctx) {
+        this.ctx = ctx;
+        this.cfg = ctx.cfg();
+        this.shaper = new DomainShaper(cfg);
+        this.control = ctx.control();
+        this.path = ctx.path();
+        this.work = ctx.work();
+    }
+
+    void start() throws Exception {
+        path.call(() -> {
+            secondaryPath = new SecondaryPath(this::frameToSvm, this::frameToPeer, f -> ctx.lan().send(f), MAX_BUFFERED_INGRESS);
+            return null;
+        });
+        sweepLeftoverStandbys();
+    }
+
+    /**
+     * A secondary daemon that died leaves its SVM and standby domains behind. Stopped ones are
+     * removed; running ones are only reported: one of them may be a promoted SVM serving clients.
+     */
+    private void sweepLeftoverStandbys() {
+        String prefix = shaper.standbyPrefix(cfg.vm().domain());
+        for (DomainRef d : ctx.hv().list()) {
+            if (!d.name().startsWith(prefix)) {
+                continue;
+            }
+            if (ctx.hv().state(d).isActive()) {
+                ctx.events().warn("leftover_svm", "a replica domain from an earlier run is still running; colo leaves it alone", "domain",
+                        d.name(), "action", "if no client is served by it: virsh destroy " + d.name() + "; virsh undefine " + d.name());
+            } else {
+                ctx.hv().undefine(d);
+                ctx.events().info("leftover_svm_removed", "removed a stopped replica domain left by an earlier run", "domain", d.name());
+            }
+        }
+    }
+
+    // --- data path (path lane) ---
+
+    void onLanFrame(Frame f) {
+        secondaryPath.onClientFrame(f);
+    }
+
+    /** Client frames from the primary, tagged with their PVM segment. */
+    void onFrames(FrameBatch b) {
+        for (int i = 0; i < b.getFramesCount(); i++) {
+            Frame f = new Frame(Unpooled.wrappedBuffer(b.getFrames(i).toByteArray()), i < b.getVnetHdrLenCount() ? b.getVnetHdrLen(i) : 0);
+            secondaryPath.onIngress(b.getSegment(), b.getNextSvmOnly(), f);
+        }
+    }
+
+    private void frameToSvm(Frame f) {
+        String current = currentSvm;
+        VmNic nic = current == null ? null : nics.get(current);
+        if (nic == null) {
+            f.release();
+            return;
+        }
+        nic.send(f);
+    }
+
+    private void frameToPeer(long generation, Frame f) {
+        try {
+            if (!ctx.link().connected() || !ctx.link().writable()) {
+                return; // the primary ages its held frame into a checkpoint
+            }
+            FrameBatch b = FrameBatch.newBuilder().addFrames(ByteString.copyFrom(f.data().nioBuffer())).addVnetHdrLen(f.vnetHdrLen())
+                    .setSvmGeneration(generation).build();
+            ctx.link().send(ctx.envelopes().builder().setFrames(b).build());
+        } finally {
+            f.release();
+        }
+    }
+
+    // --- pairing (control lane) ---
+
+    void onPairRequest(long primaryTerm, PairRequest req) {
+        State st = ctx.failover().state();
+        if (st == State.ACTIVE || st == State.FENCED) {
+            refuse("this node is " + st + " (configured secondary); it cannot become the secondary now");
+            return;
+        }
+        if (!req.getVm().equals(cfg.vm().domain())) {
+            ctx.link().send(ctx.envelopes().builder().setPairReply(PairReply.newBuilder().setStatus(Status.UNKNOWN_PAIR)
+                    .setDetail("this daemon protects '" + cfg.vm().domain() + "', not '" + req.getVm() + "'")).build());
+            ctx.events().warn("pair_refused", "pair request refused", "reason", "unknown VM " + req.getVm());
+            return;
+        }
+        if (sink != null) {
+            ctx.events().info("repairing", "primary pairs again; retiring the old SVM and standby");
+            ctx.failover().machine().onUnpaired("primary pairs again", ctx.now());
+            retireSink("primary pairs again");
+        }
+        protecting = req;
+        ctx.failover().machine().onPairRequest(primaryTerm);
+        ctx.failover().mirror();
+        String runId = Long.toString(ctx.runtime().clock().wallMillis() % 10_000_000, 36);
+        sink = new SecondaryCheckpointSink(cfg.pair(), ctx.runtime(), ctx.hv(), new Standbys(req, runId), req.getGuestRamBytes(), ctx.link(),
+                ctx.failover()::term, new SinkListener());
+        sink.start();
+        ctx.link().send(ctx.envelopes().builder().setPairReply(PairReply.newBuilder().setStatus(Status.OK).setDetail("standby starting")).build());
+        ctx.events().info("paired", "pair request accepted; preparing the hot standby", "last_checkpoint", req.getLastCheckpointSeq(),
+                "guest_ram_bytes", req.getGuestRamBytes());
+    }
+
+    private void refuse(String why) {
+        ctx.link().send(ctx.envelopes().builder().setPairReply(PairReply.newBuilder().setStatus(Status.PAIR_REFUSED).setDetail(why)).build());
+        ctx.events().warn("pair_refused", "pair request refused", "reason", why);
+    }
+
+    /** Checkpoint traffic: to the sink, or a clear refusal when no pairing exists. Any lane. */
+    void onCheckpointMessage(Envelope m) {
+        SecondaryCheckpointSink s = sink;
+        if (s != null) {
+            s.onLinkMessage(m);
+        } else if (m.getBodyCase() == Envelope.BodyCase.CHECKPOINT_COMMIT) {
+            ctx.link().send(ctx.envelopes().builder().setCheckpointAck(CheckpointAck.newBuilder()
+                    .setCheckpointSeq(m.getCheckpointCommit().getCheckpointSeq()).setStatus(Status.NOT_PAIRED)
+                    .setDetail("not paired: no pair request received (the secondary daemon restarted?)")).build());
+        }
+    }
+
+    /** The primary ended protection (or went away saying so). */
+    void onUnpair(String reason) {
+        if (ctx.failover().state() == State.ACTIVE) {
+            return;
+        }
+        ctx.events().info("unpaired", "primary ended protection; retiring the SVM and standby", "reason", reason);
+        ctx.failover().machine().onUnpaired("primary: " + reason, ctx.now());
+        ctx.failover().mirror();
+        retireSink(reason);
+    }
+
+    private void retireSink(String why) {
+        SecondaryCheckpointSink s = sink;
+        sink = null;
+        path.execute(() -> {
+            currentSvm = null;
+            secondaryPath.onUnpaired();
+        });
+        if (s != null) {
+            work.execute(s::close);
+        }
+    }
+
+    /** The primary handed over (its VM died, or a planned switchover). */
+    void onFailover(dev.colo.checkpoint.link.proto.Failover f) {
+        takeoverStartNs = ctx.now();
+        ctx.failover().machine().onHandover((f.getPlanned() ? "planned switchover: " : "") + f.getReason(), ctx.now());
+        ctx.failover().mirror();
+    }
+
+    /** Our SVM's QEMU stopped: protection is gone; say so with its own status. */
+    void onLifecycle(LifecycleEvent e) {
+        String name = e.domain().name();
+        State st = ctx.failover().state();
+        if (!name.equals(currentSvm) || (st != State.STANDBY && st != State.PROBING)) {
+            return;
+        }
+        String why = "SVM " + name + " " + e.kind().name().toLowerCase();
+        ctx.events().error("svm_lost", "the SVM stopped; telling the primary to run unprotected", "domain", name, "kind", e.kind());
+        if (ctx.link().connected()) {
+            ctx.link().send(ctx.envelopes().error(Status.SVM_LOST, why));
+        }
+        onUnpair(why);
+    }
+
+    /** The daemon stops: tell the primary why protection ends. */
+    void onStopping() {
+        State st = ctx.failover().state();
+        if ((st == State.STANDBY || st == State.PROBING) && ctx.link().connected()) {
+            ctx.link().send(ctx.envelopes().error(Status.SECONDARY_STOPPING, "secondary daemon stopping"));
+        }
+    }
+
+    // --- failover actions (control lane) ---
+
+    @Override
+    public void holdOutput() {
+        // the secondary releases nothing before it takes over
+    }
+
+    @Override
+    public void runUnprotected() {
+        // a secondary never serves unprotected
+    }
+
+    @Override
+    public void reprotect() {
+        // re-protection is the primary's to start
+    }
+
+    /** Takeover in {@code term}: the SVM serves the LAN, a gratuitous ARP announces it, standbys go. */
+    @Override
+    public void promote(long term) {
+        long t0 = ctx.now();
+        long detectedAfterMs = (t0 - ctx.failover().lastHeartbeatNs()) / 1_000_000;
+        PairRequest req = protecting;
+        path.execute(() -> {
+            secondaryPath.promote();
+            if (req != null) {
+                announce(req);
+            }
+            ctx.events().info("promoted", "SVM promoted: it now serves clients directly on the LAN, live TCP connections kept", "term", term,
+                    "svm", currentSvm, "rewritten_connections", secondaryPath.rewriter().connections(), "promote_ms", (ctx.now() - t0) / 1_000_000,
+                    "since_last_heartbeat_ms", detectedAfterMs);
+        });
+        if (req != null) {
+            path.schedule(200_000_000L, () -> announce(req));
+        }
+        ctx.metrics().failovers.labelValues(cfg.vm().domain(), takeoverStartNs != 0 ? "handover" : "primary_lost").inc();
+        SecondaryCheckpointSink s = sink;
+        if (s != null) {
+            work.execute(() -> {
+                DomainRef svm = s.takeOver();
+                ctx.events().info("standby_retired", "hot standby retired; the promoted SVM is the VM now", "domain",
+                        svm == null ? "none" : svm.name());
+            });
+        }
+    }
+
+    private void announce(PairRequest req) {
+        ctx.lan().send(Frame.of(Arp.gratuitous(PooledByteBufAllocator.DEFAULT, Arp.parseMac(req.getMac()), Arp.parseIpv4(req.getIp()))));
+        ctx.events().info("garp", "gratuitous ARP sent for the VM", "mac", req.getMac(), "ip", req.getIp());
+    }
+
+    /** Another node serves the VM in a newer term: stop serving, pause our VM. */
+    @Override
+    public void fence(String reason) {
+        path.execute(() -> secondaryPath.close());
+        String svm = currentSvm;
+        if (svm != null) {
+            work.execute(() -> ctx.hv().lookup(svm).ifPresent(d -> {
+                try {
+                    ctx.hv().pause(d, QMP);
+                } catch (HypervisorException e) {
+                    log.atDebug().addKeyValue("reason", e.getMessage()).log("fenced SVM not paused");
+                }
+            }));
+        }
+    }
+
+    // --- status ---
+
+    String currentSvm() {
+        return currentSvm;
+    }
+
+    int buffered() throws Exception {
+        return path.call(() -> secondaryPath.buffered());
+    }
+
+    SecondaryPath.State pathState() throws Exception {
+        return path.call(() -> secondaryPath.state());
+    }
+
+    void close() {
+        SecondaryCheckpointSink s = sink;
+        sink = null;
+        if (s != null) {
+            s.close();
+        }
+        try {
+            path.call(() -> {
+                secondaryPath.close();
+                return null;
+            });
+        } catch (Exception e) {
+            // the path lane is gone
+        }
+        nics.values().forEach(VmNic::close);
+        nics.clear();
+    }
+
+    /** Standbys of one pairing: each is the PVM's definition renamed, with a NIC socket of its own. */
+    private final class Standbys implements SecondaryCheckpointSink.StandbyFactory {
+        private final PairRequest req;
+        private final String runId;
+
+        Standbys(PairRequest req, String runId) {
+            this.req = req;
+            this.runId = runId;
+        }
+
+        @Override
+        public String define(long n) {
+            String name = shaper.standbyName(req.getVm(), runId, n);
+            VmNic nic;
+            try {
+                nic = ctx.network().openVmNic(name, 0, f -> {
+                    if (name.equals(currentSvm)) {
+                        secondaryPath.onSvmFrame(f);
+                    } else {
+                        f.release(); // a standby (paused) or a retired SVM
+                    }
+                });
+            } catch (Exception e) {
+                throw new HypervisorException(HypervisorException.Kind.UNAVAILABLE, "cannot open the standby's NIC socket: " + e.getMessage(), e);
+            }
+            nics.put(name, nic);
+            return shaper.standby(req, name, nic.port());
+        }
+
+        @Override
+        public void retired(DomainRef d) {
+            VmNic nic = nics.remove(d.name());
+            if (nic != null) {
+                nic.close();
+            }
+        }
+    }
+
+    private final class SinkListener implements SecondaryCheckpointSink.Listener {
+        @Override
+        public void onSvmStarting(long seq, DomainRef standby) {
+            // Before cont: the new SVM's first frames must find their way, and the input kept for
+            // its generation waits in its socket until it runs.
+            try {
+                path.call(() -> {
+                    currentSvm = standby.name();
+                    secondaryPath.onSvmStarting(seq);
+                    return null;
+                });
+            } catch (Exception e) {
+                log.atWarn().addKeyValue("ckpt", seq).addKeyValue("reason", e.toString()).log("could not route traffic to the new SVM before it runs");
+            }
+        }
+
+        @Override
+        public void onSvmReplaced(long seq, DomainRef svm, DomainRef retired) {
+            control.execute(() -> {
+                if (ctx.failover().state() == State.IDLE) {
+                    ctx.failover().machine().onPaired(seq, ctx.now());
+                    ctx.failover().mirror();
+                }
+                ctx.metrics().checkpointSeq.labelValues(cfg.vm().domain()).set(seq);
+            });
+        }
+
+        @Override
+        public void onCheckpointDropped(long seq, String why) {
+            path.execute(() -> secondaryPath.onCheckpointDropped(seq));
+        }
+    }
+}

@@ -1,0 +1,43 @@
+package dev.colo.daemon.node;
+
+import dev.colo.daemon.failover.FailoverStateMachine.Verdict;
+import dev.colo.runtime.Clock;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+
+/**
+ * Turns reachability checks into a failover verdict. The primary asks only the witness. The
+ * secondary asks the witness and, if it answers, whether anyone still serves the VM: the primary
+ * daemon on a fresh connection (the replication stream may only be stalled behind bulk data), then
+ * the VM's own address (a partition that drops the link port also drops that probe).
+ */
+final class WitnessProbe {
+    private final Reachability reach;
+    private final Clock clock;
+
+    WitnessProbe(Reachability reach, Clock clock) {
+        this.reach = reach;
+        this.clock = clock;
+    }
+
+    CompletionStage<Verdict> probe(boolean secondarySide) {
+        long asked = clock.nowNs();
+        return reach.witness().thenCompose(w -> {
+            String evidence = "witness " + w.evidence();
+            if (!secondarySide || !w.answered()) {
+                return CompletableFuture.completedFuture(verdict(w.answered(), false, evidence, asked));
+            }
+            return reach.peerDaemon().thenCompose(d -> {
+                String e2 = evidence + "; primary daemon " + d.evidence();
+                if (d.answered()) {
+                    return CompletableFuture.completedFuture(verdict(true, true, e2, asked));
+                }
+                return reach.vmAddress().thenApply(v -> verdict(true, v.answered(), e2 + "; VM address " + v.evidence(), asked));
+            });
+        });
+    }
+
+    private Verdict verdict(boolean witness, boolean primaryAlive, String evidence, long asked) {
+        return new Verdict(witness, primaryAlive, evidence + "; probe took " + (clock.nowNs() - asked) / 1_000_000 + " ms");
+    }
+}
