@@ -135,7 +135,10 @@ public final class FailoverStateMachine {
             return;
         }
         switch (state) {
-            case SUSPECT -> state(State.PROTECTED, nowNs, "heartbeat back before the witness answered");
+            case SUSPECT -> {
+                state(State.PROTECTED, nowNs, "heartbeat back before the witness answered");
+                actions.resumeProtected();
+            }
             case PROBING -> state(State.STANDBY, nowNs, "primary heartbeat back");
             case UNPROTECTED, PAIRING -> {
                 // The secondary is there; re-protection is timed by doWork.
@@ -252,6 +255,19 @@ public final class FailoverStateMachine {
         }
     }
 
+    /**
+     * Secondary: while we had no word from the primary, the VM's address answered on the LAN:
+     * the primary outlived the link and serves without us, so our SVM is stale for good.
+     */
+    public void onPrimaryServesWithoutUs(String evidence, long nowNs) {
+        if (state == State.STANDBY || state == State.PROBING) {
+            String why = "the VM answered on the LAN while the primary was silent to us (" + evidence
+                    + "): it serves without us, our SVM is stale and is retired; waiting to be paired again";
+            state(State.IDLE, nowNs, why);
+            actions.abandonSvm(why);
+        }
+    }
+
     /** Primary: our VM is gone (QEMU crashed or was killed): hand the service to the secondary. */
     public void onLocalVmLost(String why, long nowNs) {
         if (state == State.PROTECTED || state == State.SUSPECT) {
@@ -275,12 +291,18 @@ public final class FailoverStateMachine {
                     state(State.ACTIVE, nowNs, "primary lost, witness answered, primary unreachable over the LAN (" + v.evidence()
                             + "): promoting in term " + term);
                     actions.promote(term);
+                } else if (v.witnessAnswered()) {
+                    // The primary outlived the link: it serves unprotected now (or will, once its
+                    // witness answers), so our SVM falls behind for good. Promoting it later, when
+                    // the primary dies, would roll back everything the clients were told since.
+                    String why = "primary still reachable over the LAN while the replication link is down (" + v.evidence()
+                            + "): it serves without us, our SVM is stale and is retired; waiting to be paired again";
+                    state(State.IDLE, nowNs, why);
+                    actions.abandonSvm(why);
                 } else {
                     // Not enough evidence to take over: ask again on the next tick.
                     stateSinceNs = nowNs;
-                    onTransition.accept(new Transition(state, state, term, (v.witnessAnswered()
-                            ? "primary still reachable over the LAN: only the replication link is down, not promoting"
-                            : "witness silent: not promoting") + " (" + v.evidence() + ")", nowNs));
+                    onTransition.accept(new Transition(state, state, term, "witness silent: not promoting (" + v.evidence() + ")", nowNs));
                 }
             }
             default -> {

@@ -24,6 +24,8 @@ final class FailoverControl {
     interface Target {
         void holdOutput();
 
+        void resumeProtected();
+
         void runUnprotected();
 
         void reprotect();
@@ -31,6 +33,10 @@ final class FailoverControl {
         void promote(long term);
 
         void fence(String reason);
+
+        /** Secondary: the SVM is stale; retire it. */
+        default void abandonSvm(String reason) {
+        }
     }
 
     private final DaemonConfig cfg;
@@ -49,17 +55,23 @@ final class FailoverControl {
     private volatile boolean actsAsPrimary;
     private volatile long lastRxNs;
     private volatile long lastRxTerm;
+    private final Reachability reach;
+    /** Secondary: since when the primary has been silent to us (-1: it is not). */
+    private long silentSinceNs = -1;
+    private boolean watchInFlight;
+    private long lastWatchNs;
     private dev.colo.runtime.Cancellable ticker = dev.colo.runtime.Cancellable.NONE;
 
-    FailoverControl(DaemonConfig cfg, NodeRuntime runtime, EventJournal events, DaemonMetrics metrics, WitnessProbe probe, PeerLink link,
+    FailoverControl(DaemonConfig cfg, NodeRuntime runtime, EventJournal events, DaemonMetrics metrics, Reachability reach, PeerLink link,
             Supplier<Target> target) {
+        this.reach = reach;
         this.cfg = cfg;
         this.runtime = runtime;
         this.control = runtime.lane("control");
         this.events = events;
         this.metrics = metrics;
         this.identity = runtime.identity();
-        this.probe = probe;
+        this.probe = new WitnessProbe(reach, runtime.clock());
         this.link = link;
         this.target = target;
     }
@@ -104,6 +116,13 @@ final class FailoverControl {
         return lastHeartbeatNs;
     }
 
+    /** The link closed: what arrived before it proves nothing about the peer any more. Control lane. */
+    void onLinkClosed(String why) {
+        lastHeartbeatNs = Math.max(lastHeartbeatNs, lastRxNs);
+        sm.onLinkClosed(why, runtime.nowNs());
+        mirror();
+    }
+
     /** Anything arrived from the peer (any lane): the next tick turns it into a heartbeat. */
     void onPeerAlive(long peerTerm) {
         lastRxTerm = peerTerm;
@@ -121,12 +140,49 @@ final class FailoverControl {
             sm.onHeartbeat(lastRxTerm, rx);
         }
         sm.doWork(now);
+        watchVmAddress(now);
         mirror();
         metrics.term.labelValues(identity.vm()).set(sm.term());
         for (State st : State.values()) {
             metrics.state.labelValues(identity.vm(), st.name()).set(st == sm.state() ? 1 : 0);
         }
         metrics.linkUp.labelValues(identity.vm()).set(link.connected() ? 1 : 0);
+    }
+
+    private static final long WATCH_PERIOD_NS = 100_000_000L;
+
+    /**
+     * Secondary: from the moment the primary falls silent, ask over the LAN whether the VM still
+     * answers. If it does while the primary says nothing to us, the primary serves without us (it
+     * outlived the link) and our SVM must never be promoted: promoting it after the primary dies
+     * would roll back everything clients were told since. Only a VM silent all along may be
+     * taken over.
+     */
+    private void watchVmAddress(long now) {
+        State st = sm.state();
+        boolean following = st == State.STANDBY || st == State.PROBING;
+        boolean silent = now - lastHeartbeatNs > 3 * cfg.link().heartbeatIntervalMs() * 1_000_000L || !link.connected();
+        if (!following || !silent) {
+            silentSinceNs = -1;
+            return;
+        }
+        if (silentSinceNs < 0) {
+            silentSinceNs = now;
+        }
+        if (watchInFlight || now - lastWatchNs < WATCH_PERIOD_NS) {
+            return;
+        }
+        watchInFlight = true;
+        lastWatchNs = now;
+        long asked = now;
+        reach.vmAddress().thenAccept(a -> control.execute(() -> {
+            watchInFlight = false;
+            if (a.answered() && silentSinceNs >= 0 && lastHeartbeatNs < asked) {
+                sm.onPrimaryServesWithoutUs(a.evidence() + " " + (runtime.nowNs() - silentSinceNs) / 1_000_000 + " ms after it fell silent",
+                        runtime.nowNs());
+                mirror();
+            }
+        }));
     }
 
     /** After every event: the values other lanes read. */
@@ -167,6 +223,12 @@ final class FailoverControl {
         }
 
         @Override
+        public void resumeProtected() {
+            events.info("resume", "the secondary is back: held output released, comparing again", "term", sm.term());
+            target.get().resumeProtected();
+        }
+
+        @Override
         public void runUnprotected() {
             target.get().runUnprotected();
             events.warn("unprotected", "serving without a secondary; held output released", "term", sm.term());
@@ -182,6 +244,12 @@ final class FailoverControl {
             term = newTerm;
             actsAsPrimary = true;
             target.get().promote(newTerm);
+        }
+
+        @Override
+        public void abandonSvm(String reason) {
+            events.warn("svm_stale", "the primary served without us: the SVM is stale and retired", "reason", reason);
+            target.get().abandonSvm(reason);
         }
 
         @Override

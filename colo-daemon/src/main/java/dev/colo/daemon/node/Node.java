@@ -43,8 +43,8 @@ public final class Node implements AutoCloseable, LinkRouter.PeerMessages {
         this.ctx = new NodeContext(cfg, ports);
         this.configuredPrimary = cfg.node().role() == DaemonConfig.Role.PRIMARY;
         this.life = new LifeCycle("node " + cfg.node().name());
-        this.failover = new FailoverControl(cfg, ports.runtime(), ports.events(), ports.metrics(),
-                new WitnessProbe(ports.reachability(), ports.runtime().clock()), ports.link(), this::target);
+        this.failover = new FailoverControl(cfg, ports.runtime(), ports.events(), ports.metrics(), ports.reachability(), ports.link(),
+                this::target);
         this.status = new NodeStatus(ctx);
         ctx.wire(failover, new Envelopes(cfg.pair(), failover), this::statusNow, status::record);
         this.primary = configuredPrimary ? new PrimaryRole(ctx) : null;
@@ -106,6 +106,12 @@ public final class Node implements AutoCloseable, LinkRouter.PeerMessages {
     @Override
     public void onLinkUp(String peerNode) {
         ports.events().info("link_up", "replication link connected", "peer", peerNode);
+        if (configuredPrimary && failover.state() == State.UNPROTECTED) {
+            // We served without a secondary: whatever SVM it still runs is stale. It must drop it
+            // before it could ever promote it; re-protection builds a fresh one.
+            ports.link().send(ctx.envelopes().builder().setUnpair(Unpair.newBuilder()
+                    .setReason("the primary served unprotected; the SVM is stale")).build());
+        }
     }
 
     @Override
@@ -117,8 +123,7 @@ public final class Node implements AutoCloseable, LinkRouter.PeerMessages {
         if (configuredPrimary) {
             primary.onLinkDown(reason);
         }
-        failover.machine().onLinkClosed(reason, ctx.now());
-        failover.mirror();
+        failover.onLinkClosed(reason);
     }
 
     @Override

@@ -231,6 +231,11 @@ final class PrimaryRole implements FailoverControl.Target {
     }
 
     @Override
+    public void resumeProtected() {
+        path.execute(() -> primaryPath.resumeProtecting());
+    }
+
+    @Override
     public void runUnprotected() {
         stopEngine();
         path.execute(() -> primaryPath.unprotect(ctx.now()));

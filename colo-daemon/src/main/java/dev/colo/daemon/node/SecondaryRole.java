@@ -176,7 +176,7 @@ final class SecondaryRole implements FailoverControl.Target {
 
     /** The primary ended protection (or went away saying so). */
     void onUnpair(String reason) {
-        if (ctx.failover().state() == State.ACTIVE) {
+        if (ctx.failover().state() == State.ACTIVE || (sink == null && ctx.failover().state() == State.IDLE)) {
             return;
         }
         ctx.events().info("unpaired", "primary ended protection; retiring the SVM and standby", "reason", reason);
@@ -235,6 +235,11 @@ final class SecondaryRole implements FailoverControl.Target {
     }
 
     @Override
+    public void resumeProtected() {
+        // the secondary holds nothing back
+    }
+
+    @Override
     public void runUnprotected() {
         // a secondary never serves unprotected
     }
@@ -276,6 +281,12 @@ final class SecondaryRole implements FailoverControl.Target {
     private void announce(PairRequest req) {
         ctx.lan().send(Frame.of(Arp.gratuitous(PooledByteBufAllocator.DEFAULT, Arp.parseMac(req.getMac()), Arp.parseIpv4(req.getIp()))));
         ctx.events().info("garp", "gratuitous ARP sent for the VM", "mac", req.getMac(), "ip", req.getIp());
+    }
+
+    /** The SVM is stale (the primary served without us): it must never be promoted. */
+    @Override
+    public void abandonSvm(String reason) {
+        retireSink(reason);
     }
 
     /** Another node serves the VM in a newer term: stop serving, pause our VM. */

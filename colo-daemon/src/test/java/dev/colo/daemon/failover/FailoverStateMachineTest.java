@@ -24,10 +24,12 @@ class FailoverStateMachineTest {
 
         @Override public void probe() { log.add("probe"); }
         @Override public void holdOutput() { log.add("hold"); }
+        @Override public void resumeProtected() { log.add("resume"); }
         @Override public void runUnprotected() { log.add("unprotected"); }
         @Override public void reprotect() { log.add("reprotect"); }
         @Override public void promote(long term) { log.add("promote " + term); }
         @Override public void fence(String reason) { log.add("fence"); }
+        @Override public void abandonSvm(String reason) { log.add("abandon svm"); }
     }
 
     final Actions actions = new Actions();
@@ -146,6 +148,7 @@ class FailoverStateMachineTest {
         p.doWork(clock.advanceMs(400));
         p.onHeartbeat(1, clock.advanceMs(10));
         assertThat(p.state()).isEqualTo(State.PROTECTED);
+        assertThat(actions.log).as("what was held back leaves").endsWith("resume");
         p.onVerdict(new Verdict(false, false, "late"), clock.advanceMs(10));
         assertThat(p.state()).as("a late verdict changes nothing").isEqualTo(State.PROTECTED);
     }
@@ -157,13 +160,23 @@ class FailoverStateMachineTest {
         assertThat(s.state()).isEqualTo(State.PROBING);
         s.onVerdict(new Verdict(false, false, "witness silent"), clock.advanceMs(5));
         assertThat(s.state()).isEqualTo(State.PROBING);
-        s.onVerdict(new Verdict(true, true, "primary answers ARP on the LAN"), clock.advanceMs(5));
-        assertThat(s.state()).as("only the replication link is down").isEqualTo(State.PROBING);
-        assertThat(transitions.get(transitions.size() - 1).reason()).contains("only the replication link is down");
         s.onVerdict(new Verdict(true, false, "witness answered, primary silent on the LAN"), clock.advanceMs(5));
         assertThat(s.state()).isEqualTo(State.ACTIVE);
         assertThat(s.term()).isEqualTo(5);
         assertThat(actions.log).contains("promote 5");
+    }
+
+    @Test
+    void aPrimaryThatOutlivesTheLinkMakesTheSvmStaleForGood() {
+        FailoverStateMachine s = machine(Role.SECONDARY, 4);
+        s.doWork(clock.advanceMs(400));
+        s.onVerdict(new Verdict(true, true, "witness answered; VM address answered"), clock.advanceMs(5));
+        assertThat(s.state()).as("the primary serves unprotected: our SVM falls behind").isEqualTo(State.IDLE);
+        assertThat(actions.log).contains("abandon svm");
+        assertThat(transitions.get(transitions.size() - 1).reason()).contains("stale");
+        s.doWork(clock.advanceMs(10_000));
+        s.onHandover("late", clock.advanceMs(1));
+        assertThat(s.state()).as("a stale SVM is never promoted").isEqualTo(State.IDLE);
     }
 
     @Test

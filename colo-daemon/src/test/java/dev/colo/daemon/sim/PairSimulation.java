@@ -194,6 +194,7 @@ final class PairSimulation {
     PairSimulation(long seed) {
         this.seed = seed;
         this.world = new SimWorld(seed);
+        SimTrace.world = world;
         this.rnd = world.random();
         this.lan = new SimLan(world);
         this.link = new SimLink(world);

@@ -70,7 +70,10 @@ class PairSimulationTest {
         System.out.printf("pair simulation: %d seeds in %d ms (%.1f ms each), %d virtual seconds, %d client requests, %d takeovers, "
                 + "longest client wait %d ms, %d failing seeds%n", n, ms, (double) ms / n, virtualMs / 1000, requests, takeovers, worstWait,
                 failed.size());
-        for (PairSimulation.Outcome o : failed.subList(0, Math.min(3, failed.size()))) {
+        for (PairSimulation.Outcome o : failed) {
+            System.out.println("  failing seed " + o.seed() + " [" + o.faults() + "]: " + o.violations().get(0));
+        }
+        for (PairSimulation.Outcome o : failed.subList(0, Math.min(Integer.getInteger("colo.sim.stories", 2), failed.size()))) {
             System.out.println("FAILED seed " + o.seed() + " (replay: -Dcolo.seed=" + o.seed() + "), faults [" + o.faults() + "]:");
             o.violations().forEach(v -> System.out.println("  " + v));
             System.out.println(o.story());

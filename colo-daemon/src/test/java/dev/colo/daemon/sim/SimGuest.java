@@ -211,6 +211,7 @@ final class SimGuest {
             }
             String id = p[1] + ":" + p[2];
             applied.add(id);
+            SimTrace.note(domain + " applies " + id + " (port " + c.remotePort + ")");
             String token = switch (p[3]) {
                 case "T" -> Long.toHexString(rng.nextLong() & 0xffffffffffL);
                 case "L" -> "L".repeat(300);

@@ -59,11 +59,16 @@ final class SimHost {
         @Override
         public void send(Frame frame) {
             Attached a = vm;
-            if (!open || a == null || a.guest == null || !a.connected) {
+            if (!open || a == null || !a.connected) {
                 frame.release();
                 return;
             }
-            a.guest.onNicFrame(frame);
+            SimTrace.frame("into " + a.domain.name(), frame);
+            if (a.guest == null) {
+                a.socket.addLast(frame); // a standby that has not run yet: the frame waits in its socket
+            } else {
+                a.guest.onNicFrame(frame);
+            }
         }
 
         @Override
@@ -74,7 +79,7 @@ final class SimHost {
         @Override
         public int unreadFrames() {
             Attached a = vm;
-            return a == null || a.guest == null ? 0 : a.guest.unread();
+            return a == null ? 0 : a.guest == null ? a.socket.size() : a.guest.unread();
         }
 
         @Override
@@ -93,6 +98,8 @@ final class SimHost {
         final Listening nic;
         SimGuest guest;
         boolean connected = true;
+        /** Frames written before the guest first ran. */
+        final java.util.ArrayDeque<Frame> socket = new java.util.ArrayDeque<>();
 
         Attached(DomainRef domain, Listening nic) {
             this.domain = domain;
@@ -146,6 +153,9 @@ final class SimHost {
                     a.guest = newGuest(d, a);
                     int len = ByteBuffer.wrap(hv.guestRead(d.name(), 0, 4)).getInt();
                     a.guest.restore(hv.guestRead(d.name(), 4, len));
+                    while (!a.socket.isEmpty()) {
+                        a.guest.onNicFrame(a.socket.pollFirst());
+                    }
                 }
                 a.guest.run();
             }
@@ -157,6 +167,8 @@ final class SimHost {
                     if (a.guest != null) {
                         a.guest.kill();
                     }
+                    a.socket.forEach(Frame::release);
+                    a.socket.clear();
                     a.connected = false;
                     if (a.nic.vm == a) {
                         a.nic.vm = null;
@@ -174,6 +186,7 @@ final class SimHost {
                 f.release();
                 return;
             }
+            SimTrace.frame("out of " + d.name(), f);
             l.path.execute(() -> l.fromVm.accept(f));
         });
     }
@@ -207,11 +220,15 @@ final class SimHost {
 
         @Override
         public Lan openLan(FrameSink fromLan) {
-            port = lan.attach("tap of " + node, f -> path.execute(() -> fromLan.accept(f)));
+            port = lan.attach("tap of " + node, f -> {
+                SimTrace.frame("LAN to " + node, f);
+                path.execute(() -> fromLan.accept(f));
+            });
             SimLan.Port p = port;
             return new Lan() {
                 @Override
                 public void send(Frame frame) {
+                    SimTrace.frame("released by " + node, frame);
                     releases.onRelease(node, term.getAsLong(), frame, world.nowNs());
                     p.send(frame);
                 }

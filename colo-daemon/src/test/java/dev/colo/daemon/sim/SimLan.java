@@ -98,7 +98,10 @@ final class SimLan {
             delay += rnd.nextInt(3_000_000);
         }
         deliverLater(to, bytes, delay);
-        if (duplicatePer10k > 0 && rnd.nextInt(10_000) < duplicatePer10k) {
+        // Duplicates only TCP: a LAN duplicates next to never, and a UDP service would rightly apply
+        // a duplicate twice; TCP must cope with them.
+        boolean tcp = bytes.length > 23 && bytes[12] == 0x08 && bytes[13] == 0 && bytes[23] == 6;
+        if (tcp && duplicatePer10k > 0 && rnd.nextInt(10_000) < duplicatePer10k) {
             deliverLater(to, bytes, delay + rnd.nextInt(1_000_000));
         }
     }

@@ -153,6 +153,15 @@ final class SimLink {
             inFlightBytes += size;
             messages++;
             observer.accept(m);
+            if (SimTrace.on() && m.getBodyCase() == Envelope.BodyCase.FRAMES) {
+                var fb = m.getFrames();
+                for (int i = 0; i < fb.getFramesCount(); i++) {
+                    SimTrace.frame("link " + node + " seg " + fb.getSegment() + (fb.getNextSvmOnly() ? "+" : "") + " gen "
+                            + fb.getSvmGeneration(), dev.colo.proxy.frame.Frame.of(io.netty.buffer.Unpooled.wrappedBuffer(fb.getFrames(i).toByteArray())));
+                }
+            } else if (SimTrace.on() && m.getBodyCase() != Envelope.BodyCase.HEARTBEAT) {
+                SimTrace.note("link " + node + " sends " + m.getBodyCase() + " " + (m.getBodyCase() == Envelope.BodyCase.PAGES ? "" : m.toString().replace("\n", " ").substring(0, Math.min(120, m.toString().length()))));
+            }
             Runnable go = () -> {
                 long at = Math.max(lastDeliverNs, world.nowNs() + LATENCY_NS + size * 1_000_000_000L / BYTES_PER_S);
                 lastDeliverNs = at;

@@ -37,8 +37,11 @@ final class TcpEndpoint {
     private int outLen;
     private long acked;
     private long sent;
+    /** The most we ever sent (go-back-N rewinds {@code sent}, not this). */
+    private long sentMax;
     private boolean closing;
     private boolean finSent;
+    private boolean finEverSent;
     private boolean finAcked;
     /** Their stream, in order. */
     private final ByteArrayOutputStream in = new ByteArrayOutputStream();
@@ -112,22 +115,38 @@ final class TcpEndpoint {
             return false;
         }
         if ((flags & PacketView.TCP_ACK) != 0) {
-            if (state == State.SYN_RCVD && ack >= iss + 1) {
+            if (state == State.SYN_RCVD) {
+                if (ack != iss + 1) {
+                    // As Linux does: an ACK that does not acknowledge our SYN-ACK is answered with a
+                    // reset, and the half-open connection is gone.
+                    wire.accept(SimPackets.tcp(remoteMac, localMac, localIp, remoteIp, localPort, remotePort, ack & 0xffffffffL, 0,
+                            PacketView.TCP_RST, out, 0, 0));
+                    state = State.CLOSED;
+                    return false;
+                }
                 state = State.ESTABLISHED;
                 rtoAtNs = 0;
                 rtoNs = RTO_NS;
             }
             long a = ack - sndBase();
-            long maxAck = sent + (finSent ? 1 : 0);
+            long maxAck = sentMax + (finSent || finEverSent ? 1 : 0);
+            if (a > maxAck) {
+                // An acknowledgement of data we never sent: dropped, and our ACK repeated.
+                wire.accept(segment(sndBase() + sent, rcvNxt(), PacketView.TCP_ACK, 0, 0));
+                return false;
+            }
             if (a > acked && a <= maxAck) {
-                if (finSent && a == sent + 1) {
+                if ((finSent || finEverSent) && a == sentMax + 1 && sentMax == outLen) {
                     finAcked = true;
-                    a = sent;
+                    a = sentMax;
                 }
-                acked = a;
+                acked = Math.min(a, outLen);
+                if (sent < acked) {
+                    sent = acked;
+                }
                 rtoNs = RTO_NS;
                 rtoAtNs = outstanding() ? nowNs + rtoNs : 0;
-            } else if (finSent && a == sent + 1) {
+            } else if ((finSent || finEverSent) && a == outLen + 1) {
                 finAcked = true;
                 rtoAtNs = outstanding() ? nowNs + rtoNs : 0;
             }
@@ -158,7 +177,7 @@ final class TcpEndpoint {
     }
 
     private boolean outstanding() {
-        return acked < sent || (finSent && !finAcked) || state == State.SYN_SENT || state == State.SYN_RCVD;
+        return acked < sentMax || (finEverSent && !finAcked) || state == State.SYN_SENT || state == State.SYN_RCVD;
     }
 
     /** The application writes bytes. */
@@ -184,12 +203,14 @@ final class TcpEndpoint {
             int n = (int) Math.min(SimPackets.MSS, outLen - sent);
             wire.accept(segment(sndBase() + sent, rcvNxt(), PacketView.TCP_ACK | PacketView.TCP_PSH, (int) sent, n));
             sent += n;
+            sentMax = Math.max(sentMax, sent);
             if (rtoAtNs == 0) {
                 rtoAtNs = nowNs + rtoNs;
             }
         }
         if (closing && !finSent && sent == outLen) {
             finSent = true;
+            finEverSent = true;
             wire.accept(segment(sndBase() + sent, rcvNxt(), PacketView.TCP_ACK | PacketView.TCP_FIN, 0, 0));
             if (rtoAtNs == 0) {
                 rtoAtNs = nowNs + rtoNs;
@@ -255,7 +276,7 @@ final class TcpEndpoint {
     }
 
     boolean closedCleanly() {
-        return finSent && finAcked && finReceived;
+        return finEverSent && finAcked && finReceived;
     }
 
     // --- the guest's RAM image ---
@@ -274,6 +295,8 @@ final class TcpEndpoint {
         o.write(out, 0, outLen);
         o.writeLong(acked);
         o.writeLong(sent);
+        o.writeLong(sentMax);
+        o.writeBoolean(finEverSent);
         o.writeBoolean(closing);
         o.writeBoolean(finSent);
         o.writeBoolean(finAcked);
@@ -300,6 +323,8 @@ final class TcpEndpoint {
         t.out = Arrays.copyOf(i.readNBytes(t.outLen), Math.max(256, t.outLen));
         t.acked = i.readLong();
         t.sent = i.readLong();
+        t.sentMax = i.readLong();
+        t.finEverSent = i.readBoolean();
         t.closing = i.readBoolean();
         t.finSent = i.readBoolean();
         t.finAcked = i.readBoolean();

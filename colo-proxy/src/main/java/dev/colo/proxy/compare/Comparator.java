@@ -29,6 +29,9 @@ public final class Comparator {
     private final CompareConfig config;
     private final CompareSink sink;
     private final CompareStats stats;
+    /** What the PVM acknowledged so far (shared with the path), and the floor this generation starts from. */
+    private final AckLedger ledger;
+    private final AckLedger floors;
     private final PacketView view = new PacketView();
     /** Reused for datagram comparison: nothing is allocated per compared frame. */
     private final PacketView left = new PacketView();
@@ -47,14 +50,20 @@ public final class Comparator {
     private long checkpointRequestedNs;
 
     public Comparator(CompareConfig config, CompareSink sink) {
-        this(config, sink, new CompareStats());
+        this(config, sink, new CompareStats(), null, null);
     }
 
-    /** @param stats counters shared with other comparators of the same path (one per SVM generation) */
-    public Comparator(CompareConfig config, CompareSink sink, CompareStats stats) {
+    /**
+     * @param stats counters shared with other comparators of the same path (one per SVM generation)
+     * @param ledger when set, PVM acknowledgements are gated: one leaves only up to what the SVM
+     *     acknowledged itself, or up to {@code floors} (what the SVM's checkpoint already covers)
+     */
+    public Comparator(CompareConfig config, CompareSink sink, CompareStats stats, AckLedger ledger, AckLedger floors) {
         this.config = config;
         this.sink = sink;
         this.stats = stats;
+        this.ledger = ledger;
+        this.floors = floors;
     }
 
     public CompareStats stats() {
@@ -84,6 +93,8 @@ public final class Comparator {
         final boolean primary;
         long start;
         long end;
+        /** The TCP acknowledgement it carries, -1 for none. */
+        long ack = -1;
         boolean done;
 
         Held(Frame frame, long arrivalNs, long order, boolean primary) {
@@ -513,6 +524,10 @@ public final class Comparator {
         boolean diverged;
         boolean finMatched;
         long lastNs;
+        /** The highest acknowledgement the SVM sent on this flow (or the generation's floor); -1: none. */
+        long svmAck = -1;
+        /** Primary frames that may leave but acknowledge more than the SVM did, in order. */
+        final ArrayDeque<Held> ackWaiting = new ArrayDeque<>();
 
         TcpFlow(FlowKey key, boolean relative, long base) {
             this.key = key;
@@ -521,7 +536,7 @@ public final class Comparator {
         }
 
         boolean owns(Held h) {
-            return primary.byEnd.contains(h) || secondary.byEnd.contains(h) || primary.control.contains(h);
+            return primary.byEnd.contains(h) || secondary.byEnd.contains(h) || primary.control.contains(h) || ackWaiting.contains(h);
         }
 
         boolean ready() {
@@ -541,7 +556,7 @@ public final class Comparator {
         }
 
         boolean idle(long nowNs, long idleNs) {
-            boolean empty = primary.byEnd.isEmpty() && primary.control.isEmpty() && secondary.byEnd.isEmpty();
+            boolean empty = primary.byEnd.isEmpty() && primary.control.isEmpty() && secondary.byEnd.isEmpty() && ackWaiting.isEmpty();
             boolean closed = finMatched || (primary.rst && secondary.rst);
             return empty && (closed || nowNs - lastNs > idleNs);
         }
@@ -562,9 +577,22 @@ public final class Comparator {
             }
             flow = new TcpFlow(key, syn, view.seq());
             tcpFlows.put(key, flow);
+            Long floor = floors == null ? null : floors.floor(key);
+            if (floor != null) {
+                flow.svmAck = floor;
+            }
         }
         flow.lastNs = nowNs;
         Side side = fromPrimary ? flow.primary : flow.secondary;
+        long ack = view.hasFlag(PacketView.TCP_ACK) ? view.ack() : -1;
+        if (ack >= 0 && ledger != null) {
+            if (fromPrimary) {
+                ledger.onPvmAck(key, ack);
+            } else if (flow.svmAck < 0 || (int) (ack - flow.svmAck) > 0) {
+                flow.svmAck = ack;
+                releaseAckWaiting(flow, nowNs);
+            }
+        }
 
         if (flow.diverged) {
             if (fromPrimary) {
@@ -586,8 +614,9 @@ public final class Comparator {
         boolean fin = view.hasFlag(PacketView.TCP_FIN);
         int len = view.payloadLength();
         if (len == 0 && !fin) {
-            // Pure ACKs and window updates carry nothing to compare.
-            passUncompared(fromPrimary, frame);
+            // Pure ACKs and window updates carry nothing to compare, but an acknowledgement must not
+            // tell the client more than the SVM has.
+            passGated(flow, fromPrimary, frame, ack, nowNs);
             return;
         }
         if (flow.relative && side.isn < 0) {
@@ -604,12 +633,13 @@ public final class Comparator {
         Seg seg = new Seg(start, len, fin, frame.ethernet(), view.payloadOffset());
         if (flow.matched != Long.MIN_VALUE && seg.end() <= flow.matched) {
             // A retransmission (or keepalive) of bytes already matched.
-            passUncompared(fromPrimary, frame);
+            passGated(flow, fromPrimary, frame, ack, nowNs);
             return;
         }
         Held h = fromPrimary ? holdPrimary(frame, nowNs) : holdSecondary(frame, nowNs);
         h.start = start;
         h.end = seg.end();
+        h.ack = ack;
         side.byEnd.add(h);
         Seg existing = side.index.get(start);
         if (existing == null || existing.end() < seg.end()) {
@@ -688,6 +718,42 @@ public final class Comparator {
         side.control.add(h);
     }
 
+    /**
+     * A primary frame with nothing (new) to compare leaves now, unless it acknowledges client bytes
+     * the SVM has not acknowledged: then it waits for the SVM's acknowledgement (or the commit).
+     */
+    private void passGated(TcpFlow flow, boolean fromPrimary, Frame frame, long ack, long nowNs) {
+        if (!fromPrimary || ledger == null || (flow.ackWaiting.isEmpty() && ackCovered(flow, ack))) {
+            passUncompared(fromPrimary, frame);
+            return;
+        }
+        Held h = holdPrimary(frame, nowNs);
+        h.ack = ack;
+        h.end = Long.MAX_VALUE;
+        flow.ackWaiting.addLast(h);
+        stats.ackHeld++;
+    }
+
+    private static boolean ackCovered(TcpFlow flow, long ack) {
+        return ack < 0 || (flow.svmAck >= 0 && (int) (ack - flow.svmAck) <= 0);
+    }
+
+    /** A matched primary frame leaves if its acknowledgement is covered, else it queues behind the ones that wait. */
+    private void releaseMatched(TcpFlow flow, Held h, long nowNs) {
+        if (ledger == null || (flow.ackWaiting.isEmpty() && ackCovered(flow, h.ack))) {
+            releaseHeld(h, true, nowNs);
+        } else {
+            flow.ackWaiting.addLast(h);
+            stats.ackHeld++;
+        }
+    }
+
+    private void releaseAckWaiting(TcpFlow flow, long nowNs) {
+        while (!flow.ackWaiting.isEmpty() && ackCovered(flow, flow.ackWaiting.peekFirst().ack)) {
+            releaseHeld(flow.ackWaiting.pollFirst(), true, nowNs);
+        }
+    }
+
     /** Frames that carry nothing to compare: the primary's leave, the secondary's are dropped. */
     private void passUncompared(boolean fromPrimary, Frame frame) {
         if (fromPrimary) {
@@ -747,7 +813,7 @@ public final class Comparator {
         }
         long m = flow.matched;
         while (!flow.primary.byEnd.isEmpty() && flow.primary.byEnd.peek().end <= m) {
-            releaseHeld(flow.primary.byEnd.poll(), true, nowNs);
+            releaseMatched(flow, flow.primary.byEnd.poll(), nowNs);
         }
         while (!flow.secondary.byEnd.isEmpty() && flow.secondary.byEnd.peek().end <= m) {
             dropHeldSecondary(flow.secondary.byEnd.poll());

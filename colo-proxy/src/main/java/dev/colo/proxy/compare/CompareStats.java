@@ -21,6 +21,12 @@ public final class CompareStats {
     long heldNow;
     long flowsNow;
     long holdNanosTotal;
+    /** Primary frames that waited because they acknowledged client bytes the SVM had not acknowledged yet. */
+    long ackHeld;
+
+    public long ackHeld() {
+        return ackHeld;
+    }
 
     /** Sets the gauges of a path with several comparators (one per SVM generation). */
     public void gauges(long held, long flows) {
@@ -117,6 +123,7 @@ public final class CompareStats {
         s.heldNow = heldNow;
         s.flowsNow = flowsNow;
         s.holdNanosTotal = holdNanosTotal;
+        s.ackHeld = ackHeld;
         return s;
     }
 

@@ -1,5 +1,6 @@
 package dev.colo.proxy.path;
 
+import dev.colo.proxy.compare.AckLedger;
 import dev.colo.proxy.compare.CheckpointRequest;
 import dev.colo.proxy.compare.CompareConfig;
 import dev.colo.proxy.compare.CompareSink;
@@ -21,6 +22,11 @@ import java.util.function.IntSupplier;
  * covers it commits. So at the ack of N only output produced before snapshot N leaves uncompared;
  * what the PVM produced after it still has to match the new SVM. An abandoned checkpoint's output
  * goes back to the running SVM's comparator, and the running SVM never stopped getting input.
+ *
+ * <p>No PVM frame tells a client that bytes arrived which the SVM does not have: an acknowledgement
+ * leaves only up to what the SVM acknowledged itself, or what the SVM's checkpoint covers (the
+ * {@link AckLedger} at its snapshot). So whatever is lost on the way to the SVM (the link's
+ * high-water mark, a full buffer, a failover) the client sends again.
  *
  * <p>Around the pause, client frames are gated: from {@link #onPausing} until {@link #onSnapshot}
  * they are queued, not written to the PVM, and tagged with the coming segment; frames the PVM had
@@ -46,7 +52,7 @@ public final class PrimaryPath {
         final long seq;
         final Comparator comparator;
 
-        Generation(long seq) {
+        Generation(long seq, AckLedger floors) {
             this.seq = seq;
             this.comparator = new Comparator(config, new CompareSink() {
                 @Override
@@ -58,7 +64,7 @@ public final class PrimaryPath {
                 public void checkpoint(CheckpointRequest request) {
                     onCheckpointNeeded.accept(request);
                 }
-            }, stats);
+            }, stats, ledger, floors);
         }
     }
 
@@ -71,6 +77,8 @@ public final class PrimaryPath {
     private final Consumer<CheckpointRequest> onCheckpointNeeded;
     private final IntSupplier pvmUnread;
     private final CompareStats stats = new CompareStats();
+    /** What the PVM acknowledged so far; frozen at each snapshot as the next generation's floor. */
+    private final AckLedger ledger = new AckLedger();
     private Mode mode = Mode.UNPROTECTED;
     /** The SVM that runs (null: none yet in this pairing). */
     private Generation running;
@@ -278,7 +286,7 @@ public final class PrimaryPath {
         if (building != null) {
             abandonBuilding(nowNs); // a snapshot without a decision on the previous one: it never ran
         }
-        building = new Generation(seq);
+        building = new Generation(seq, ledger.frozenCopy());
         segment = seq;
         int unread = pvmUnread.getAsInt();
         if (unread > 0) {

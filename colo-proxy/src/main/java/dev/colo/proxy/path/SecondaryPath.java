@@ -82,7 +82,9 @@ public final class SecondaryPath {
             forLater = false;
         }
         if (forRunning && forLater) {
-            kept.addLast(new Kept(segment, new Frame(frame.data().retainedDuplicate(), frame.vnetHdrLen())));
+            // A copy, not a shared view: the rewriter edits the running SVM's frame in place, with
+            // that SVM's offsets, and the next SVM must get the frame as the client sent it.
+            kept.addLast(new Kept(segment, copy(frame)));
             deliver(frame);
         } else if (forRunning) {
             deliver(frame);
@@ -101,6 +103,10 @@ public final class SecondaryPath {
             return;
         }
         deliver(frame);
+    }
+
+    private static Frame copy(Frame f) {
+        return new Frame(f.data().copy(), f.vnetHdrLen());
     }
 
     private void deliver(Frame frame) {
@@ -148,7 +154,7 @@ public final class SecondaryPath {
                 it.remove();
                 deliver(k.frame());
             } else {
-                deliver(new Frame(k.frame().data().retainedDuplicate(), k.frame().vnetHdrLen()));
+                deliver(copy(k.frame()));
             }
         }
     }

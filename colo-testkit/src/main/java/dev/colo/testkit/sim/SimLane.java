@@ -10,7 +10,35 @@ public final class SimLane implements Lane {
     private final SimWorld world;
     private final SimRuntime owner;
     long busyUntilNs;
-    private long lastPostedNs;
+    private long posted;
+    /** Tasks posted with {@link #execute} and not run yet, by virtual time and posting order. */
+    private final java.util.PriorityQueue<Task> pending = new java.util.PriorityQueue<>();
+
+    private static final class Task implements Comparable<Task> {
+        final long atNs;
+        final long order;
+        final Runnable run;
+        boolean done;
+
+        Task(long atNs, long order, Runnable run) {
+            this.atNs = atNs;
+            this.order = order;
+            this.run = run;
+        }
+
+        @Override
+        public int compareTo(Task o) {
+            int c = Long.compare(atNs, o.atNs);
+            return c != 0 ? c : Long.compare(order, o.order);
+        }
+
+        void runOnce() {
+            if (!done) {
+                done = true;
+                run.run();
+            }
+        }
+    }
 
     SimLane(String name, SimWorld world, SimRuntime owner) {
         this.name = name;
@@ -32,10 +60,14 @@ public final class SimLane implements Lane {
         if (!alive()) {
             return;
         }
-        // FIFO even when an earlier task was posted with a later time by a charged caller.
-        long at = Math.max(world.nowNs(), lastPostedNs);
-        lastPostedNs = at;
-        world.postEvent(at, owner.wrap(task), this);
+        // Ordered by virtual time, then by posting order: a task posted by a caller that charged
+        // time (it "finished" later) runs after tasks posted at earlier virtual times.
+        Task t = new Task(world.nowNs(), posted++, owner.wrap(task));
+        pending.add(t);
+        world.postEvent(t.atNs, () -> {
+            pending.remove(t);
+            t.runOnce();
+        }, this);
     }
 
     @Override
@@ -63,11 +95,19 @@ public final class SimLane implements Lane {
         return () -> cancelled[0] = true;
     }
 
-    /** Runs at once on the caller's timeline: the simulation has one thread, so this is a legal interleaving. */
+    /**
+     * Runs at once on the caller's timeline, after what was already queued on this lane (as a
+     * real lane would: the call waits behind them); the simulation has one thread, so this is a legal
+     * interleaving.
+     */
     @Override
     public <T> T call(Callable<T> c) throws Exception {
         if (!alive()) {
             throw new IllegalStateException("lane " + name() + " is dead (its node crashed)");
+        }
+        long now = world.nowNs();
+        while (!pending.isEmpty() && pending.peek().atNs <= now) {
+            pending.poll().runOnce();
         }
         return c.call();
     }

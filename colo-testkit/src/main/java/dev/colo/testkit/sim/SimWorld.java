@@ -105,6 +105,9 @@ public final class SimWorld implements Clock {
                 continue;
             }
             if (e.lane != null && e.lane.busyUntilNs > e.atNs) {
+                if (Boolean.getBoolean("colo.sim.debugBusy") && e.lane.busyUntilNs - e.atNs > 50_000_000L) {
+                    System.out.println("busy lane " + e.lane.name() + " delays a task from " + e.atNs / 1_000_000 + " to " + e.lane.busyUntilNs / 1_000_000);
+                }
                 // The lane is still doing earlier (charged) work: this runs when it is free, in order.
                 queue.add(new Event(e.lane.busyUntilNs, e.order, e.task, e.lane));
                 continue;
