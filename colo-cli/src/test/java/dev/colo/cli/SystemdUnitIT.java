@@ -103,6 +103,6 @@ class SystemdUnitIT {
                 .contains("PASS: systemctl stop colo@lab.service: ActiveState=inactive Result=success")
                 .contains("PASS: bad config (role = leader): ActiveState=failed ExecMainStatus=78")
                 .contains("PASS: colo@.service works under systemd");
-        assertThat(check.out()).containsPattern("PASS: StatusText: \"(protecting lab as secondary|secondary [A-Z_]+ epoch \\d+)\"");
+        assertThat(check.out()).containsPattern("PASS: StatusText: \"(protecting lab as secondary|secondary [A-Z_]+ term \\d+ checkpoint \\d+)\"");
     }
 }

@@ -99,9 +99,18 @@ public final class LabLan implements AutoCloseable {
      * later and increment behind the test's back.
      */
     public int awaitCounter(Duration max) {
+        return awaitCounter(max, "/index.html");
+    }
+
+    /**
+     * Like {@link #awaitCounter(Duration)} with another readiness page: where no checkpoint can
+     * reconcile two independently booted guests, probe a page without a Date header
+     * ({@code /cgi-bin/counter?peek}).
+     */
+    public int awaitCounter(Duration max, String readinessPath) {
         long deadline = System.nanoTime() + max.toNanos();
         while (System.nanoTime() < deadline) {
-            if (httpGet("/index.html", Duration.ofSeconds(1)) != null) {
+            if (httpGet(readinessPath, Duration.ofSeconds(1)) != null) {
                 int c = counter(Duration.ofSeconds(15));
                 if (c >= 0) {
                     return c;

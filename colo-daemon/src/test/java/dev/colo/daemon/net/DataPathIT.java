@@ -140,7 +140,7 @@ class DataPathIT {
             // connected would leave the two apart (a real SVM is a checkpoint copy instead).
             awaitReady(dir.resolve("pvm.log"));
             awaitReady(dir.resolve("svm.log"));
-            int first = lan.awaitCounter(Duration.ofSeconds(120));
+            int first = lan.awaitCounter(Duration.ofSeconds(120), "/cgi-bin/counter?peek");
             int second = lan.counter(Duration.ofSeconds(10));
             assertThat(second).isEqualTo(first + 1);
 

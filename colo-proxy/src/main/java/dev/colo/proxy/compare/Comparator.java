@@ -26,6 +26,8 @@ import java.util.TreeMap;
  * stops comparison on that flow only: other flows keep matching and releasing.
  */
 public final class Comparator {
+    /** How many of the SVM's datagrams on a flow a PVM datagram may be matched against out of order. */
+    static final int UDP_REORDER_WINDOW = 8;
     private final CompareConfig config;
     private final CompareSink sink;
     private final CompareStats stats;
@@ -364,6 +366,33 @@ public final class Comparator {
             Held p = flow.primary.peekFirst();
             Held s = flow.secondary.peekFirst();
             int diff = datagramDiff(flow.kind, p.frame, s.frame);
+            if (diff >= 0 && flow.kind == Classification.UDP) {
+                // UDP has no order: two datagrams the SVM sent the other way round are a match,
+                // not a divergence. Look for the PVM's next one among the SVM's first few.
+                Held same = null;
+                int looked = 0;
+                for (Held x : flow.secondary) {
+                    if (++looked > UDP_REORDER_WINDOW) {
+                        break;
+                    }
+                    if (x != s && datagramDiff(flow.kind, p.frame, x.frame) < 0) {
+                        same = x;
+                        break;
+                    }
+                }
+                if (same != null) {
+                    flow.primary.pollFirst();
+                    flow.secondary.remove(same);
+                    stats.comparedBytes += p.frame.length();
+                    stats.udpReordered++;
+                    releaseHeld(p, true, nowNs);
+                    dropHeldSecondary(same);
+                    continue;
+                }
+                if (flow.secondary.size() < Math.min(flow.primary.size(), UDP_REORDER_WINDOW)) {
+                    return; // the SVM has sent fewer than the PVM: its copy may still come
+                }
+            }
             if (diff >= 0) {
                 flow.diverged = true;
                 Reason r = flow.kind == Classification.UDP ? Reason.UDP_MISMATCH

@@ -23,6 +23,12 @@ public final class CompareStats {
     long holdNanosTotal;
     /** Primary frames that waited because they acknowledged client bytes the SVM had not acknowledged yet. */
     long ackHeld;
+    /** UDP datagrams matched out of the SVM's order. */
+    long udpReordered;
+
+    public long udpReordered() {
+        return udpReordered;
+    }
 
     public long ackHeld() {
         return ackHeld;
@@ -124,6 +130,7 @@ public final class CompareStats {
         s.flowsNow = flowsNow;
         s.holdNanosTotal = holdNanosTotal;
         s.ackHeld = ackHeld;
+        s.udpReordered = udpReordered;
         return s;
     }
 

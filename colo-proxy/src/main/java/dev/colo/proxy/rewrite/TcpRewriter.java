@@ -16,7 +16,12 @@ import java.util.Map;
  * incrementally. TCP timestamps get the same treatment: the client's handshake ACK echoes the PVM's
  * TSval, so an SVM whose clock differs (booted apart, or drifted) would otherwise have its segments
  * dropped by the client's PAWS check after a failover. {@link #onCheckpoint()} forgets everything (SVM = PVM again); a failover keeps
- * the table, because live connections still need their offsets. Pure; single-threaded.
+ * the table, because live connections still need their offsets.
+ *
+ * <p>Only connections that need shifting stay in the table: one whose offsets turn out to be zero
+ * is forgotten at once, and one that closed (RST, or FIN both ways) too. The bound never evicts a
+ * live connection with an offset: past it, new connections are tracked no more (and counted), since
+ * forgetting a live one would hang it after a failover. Pure; single-threaded.
  */
 public final class TcpRewriter {
     private static final int MAX_CONNECTIONS = 65_536;
@@ -28,16 +33,14 @@ public final class TcpRewriter {
         long offset;
         long tsOffset;
         boolean known;
+        boolean finFromSvm;
+        boolean finFromClient;
     }
 
     private final PacketView view = new PacketView();
-    private final Map<FlowKey, Conn> conns = new LinkedHashMap<>(1024, 0.75f, true) {
-        @Override
-        protected boolean removeEldestEntry(Map.Entry<FlowKey, Conn> eldest) {
-            return size() > MAX_CONNECTIONS;
-        }
-    };
+    private final Map<FlowKey, Conn> conns = new LinkedHashMap<>();
     private long rewritten;
+    private long untracked;
 
     /** A frame from the client side on its way into the SVM. Rewrites it in place. */
     public void intoSvm(ByteBuf ethernet) {
@@ -59,9 +62,13 @@ public final class TcpRewriter {
                 c.tsOffset = (ethernet.getUnsignedInt(ts + 6) - c.svmSynTsVal) & 0xffffffffL;
             }
             c.known = true;
+            if (c.offset == 0 && c.tsOffset == 0) {
+                conns.remove(view.flowKey().reversed()); // nothing to shift on this connection, ever
+                return;
+            }
         }
-        if (c.offset == 0 && c.tsOffset == 0) {
-            return;
+        if (view.hasFlag(PacketView.TCP_FIN)) {
+            c.finFromClient = true;
         }
         int csum = ethernet.getUnsignedShort(tcp + 16);
         if (c.offset != 0) {
@@ -101,6 +108,10 @@ public final class TcpRewriter {
             if (known != null && known.svmIsn == view.seq()) {
                 return; // a retransmitted SYN: the offset learned for it still holds
             }
+            if (known == null && conns.size() >= MAX_CONNECTIONS) {
+                untracked++;
+                return;
+            }
             Conn c = new Conn();
             c.svmIsn = view.seq();
             int ts = timestampOption(ethernet, view.l4Offset());
@@ -130,7 +141,10 @@ public final class TcpRewriter {
             ethernet.setInt(ts + 2, (int) newVal);
         }
         ethernet.setShort(tcp + 16, csum);
-        if (view.hasFlag(PacketView.TCP_RST)) {
+        if (view.hasFlag(PacketView.TCP_FIN)) {
+            c.finFromSvm = true;
+        }
+        if (view.hasFlag(PacketView.TCP_RST) || (c.finFromSvm && c.finFromClient)) {
             conns.remove(key);
         }
         rewritten++;
@@ -213,5 +227,10 @@ public final class TcpRewriter {
 
     public long rewritten() {
         return rewritten;
+    }
+
+    /** Connections not tracked because the table was full (each would hang after a failover). */
+    public long untracked() {
+        return untracked;
     }
 }

@@ -120,4 +120,23 @@ class TcpRewriterTest {
         b.release();
         copy.release();
     }
+
+    @Test
+    void aConnectionWithoutOffsetIsForgottenAndAClosedOneToo() {
+        TcpRewriter rw = new TcpRewriter();
+        rw.intoSvm(in(1000, 0, TCP_SYN, 0));
+        rw.outOfSvm(out(5000, 1001, TCP_SYN | TCP_ACK, 0));
+        assertThat(rw.connections()).isEqualTo(1);
+        rw.intoSvm(in(1001, 5001, TCP_ACK, 0)); // the PVM picked the same ISN: nothing to shift
+        assertThat(rw.connections()).as("a zero offset is not kept").isZero();
+
+        rw.outOfSvm(out(7000, 1001, TCP_SYN | TCP_ACK, 0));
+        rw.intoSvm(in(1001, 9001, TCP_ACK, 0));
+        assertThat(rw.offset(new PacketView().parse(out(0, 0, TCP_ACK, 0)).flowKey())).hasValue(2000);
+        rw.outOfSvm(out(7001, 1001, TCP_ACK | dev.colo.proxy.packet.PacketView.TCP_FIN, 0));
+        assertThat(rw.connections()).as("open until both sides closed").isEqualTo(1);
+        rw.intoSvm(in(1001, 9002, TCP_ACK | dev.colo.proxy.packet.PacketView.TCP_FIN, 0));
+        rw.outOfSvm(out(7002, 1002, TCP_ACK, 0));
+        assertThat(rw.connections()).isZero();
+    }
 }
