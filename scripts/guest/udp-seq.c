@@ -1,11 +1,14 @@
 /*
  * udp-seq: the test guest's UDP request/response service (busybox has no UDP server).
  * Listens on UDP port 9 and answers each datagram with "n=<requests so far> <payload>", so the
- * answer depends on guest state like a real service's would. Built static by build-guest-image.
+ * answer depends on guest state like a real service's would. Every payload it applied is appended
+ * to /var/lib/colo/udp.log (guest RAM), which colo-svc's UDPLOG shows: the UDP exactly-once test
+ * reads it. Built static by build-guest-image.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -21,6 +24,7 @@ int main(void) {
         return 1;
     }
     unsigned long n = 0;
+    FILE *log = fopen("/var/lib/colo/udp.log", "a");
     char in[1400], out[1500];
     for (;;) {
         struct sockaddr_in from;
@@ -30,6 +34,10 @@ int main(void) {
             continue;
         }
         in[r] = 0;
+        if (log) {
+            fprintf(log, "%s\n", in);
+            fflush(log);
+        }
         int w = snprintf(out, sizeof out, "n=%lu %s", ++n, in);
         sendto(s, out, (size_t)(w < (int)sizeof out ? w : (int)sizeof out - 1), 0, (struct sockaddr *)&from, fl);
     }

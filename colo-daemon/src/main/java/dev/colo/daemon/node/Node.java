@@ -290,7 +290,7 @@ public final class Node implements AutoCloseable, LinkRouter.PeerMessages {
     }
 
     /** A planned switchover from the primary. Control lane. */
-    CompletableFuture<Map<String, Object>> switchoverAsync() throws OperationException {
+    public CompletableFuture<Map<String, Object>> switchoverAsync() throws OperationException {
         if (!configuredPrimary) {
             throw new OperationException("a planned switchover starts on the primary; this node is the secondary");
         }

@@ -283,7 +283,7 @@ final class PairSimulation {
 
     /** Picks this seed's faults. At most one of them kills the serving side. */
     private void scheduleFaults(long protectedAtMs) {
-        int plan = rnd.nextInt(12);
+        int plan = rnd.nextInt(13);
         long t = 500 + rnd.nextInt(4000);
         switch (plan) {
             case 0 -> faults.add("none");
@@ -319,6 +319,14 @@ final class PairSimulation {
                 faults.add("kill -9 " + (host ? "primary daemon and PVM QEMU" : "PVM QEMU") + " at the " + crashOnCount + ". " + crashOn);
                 crashAction = host ? this::crashPrimaryHost : this::crashPvm;
             }
+            case 11 -> at(t, "planned switchover", () -> a.runtime.lane("control").execute(() -> {
+                try {
+                    a.node.switchoverAsync().whenComplete((x, e) -> faults.add(e == null ? "switchover done t=" + world.nowNs() / MS + "ms"
+                            : "switchover failed: " + e.getMessage()));
+                } catch (Exception e) {
+                    faults.add("switchover refused: " + e.getMessage());
+                }
+            }));
             default -> {
                 long d = 1000 + rnd.nextInt(3000);
                 at(t, "link partition " + d + " ms, then the primary host dies", link::partition);

@@ -41,10 +41,26 @@ public final class TcpRewriter {
     private final Map<FlowKey, Conn> conns = new LinkedHashMap<>();
     private long rewritten;
     private long untracked;
+    /**
+     * Client SYNs this SVM got since its checkpoint. Only for these did it pick an ISN of its own;
+     * a connection it holds from the checkpoint has the PVM's numbers, and its SYN-ACK (a
+     * retransmission from the copied state) must not teach an offset: the next client ACK would then
+     * be read as the PVM's ISN when it may acknowledge data, and the offset would be wrong.
+     */
+    private final java.util.Set<FlowKey> freshSyns = new java.util.HashSet<>();
 
     /** A frame from the client side on its way into the SVM. Rewrites it in place. */
     public void intoSvm(ByteBuf ethernet) {
-        if (view.parse(ethernet).classification() != Classification.TCP || !view.hasFlag(PacketView.TCP_ACK)) {
+        if (view.parse(ethernet).classification() != Classification.TCP) {
+            return;
+        }
+        if (view.hasFlag(PacketView.TCP_SYN) && !view.hasFlag(PacketView.TCP_ACK)) {
+            if (freshSyns.size() < MAX_CONNECTIONS) {
+                freshSyns.add(view.flowKey());
+            }
+            return;
+        }
+        if (!view.hasFlag(PacketView.TCP_ACK)) {
             return;
         }
         Conn c = conns.get(view.flowKey().reversed());
@@ -62,6 +78,9 @@ public final class TcpRewriter {
                 c.tsOffset = (ethernet.getUnsignedInt(ts + 6) - c.svmSynTsVal) & 0xffffffffL;
             }
             c.known = true;
+            // Learned once: a SYN-ACK the SVM sends again for this connection (a duplicated SYN
+            // made it) must not start a second lesson from an ACK that acknowledges data.
+            freshSyns.remove(view.flowKey());
             if (c.offset == 0 && c.tsOffset == 0) {
                 conns.remove(view.flowKey().reversed()); // nothing to shift on this connection, ever
                 return;
@@ -104,6 +123,9 @@ public final class TcpRewriter {
         }
         FlowKey key = view.flowKey();
         if (view.hasFlag(PacketView.TCP_SYN)) {
+            if (!freshSyns.contains(key.reversed())) {
+                return; // the SVM answers a SYN from before its checkpoint: its numbers are the PVM's
+            }
             Conn known = conns.get(key);
             if (known != null && known.svmIsn == view.seq()) {
                 return; // a retransmitted SYN: the offset learned for it still holds
@@ -213,6 +235,7 @@ public final class TcpRewriter {
     /** The SVM was just made identical to the PVM: no offsets any more. */
     public void onCheckpoint() {
         conns.clear();
+        freshSyns.clear();
     }
 
     public int connections() {

@@ -237,6 +237,7 @@ class PathTest {
         SecondaryPath s = secondary(10);
         s.onSvmStarting(1);
         // A connection opened after the checkpoint: the SVM picked its own ISN.
+        s.onIngress(1, false, f.tcpIn(40000, 80, 100, 0, TCP_SYN, new byte[0]));
         s.onSvmFrame(f.tcp(80, 40000, 7000, 101, TCP_SYN | TCP_ACK, new byte[0]));
         s.onIngress(1, false, f.tcpIn(40000, 80, 101, 90_001, TCP_ACK, new byte[0])); // acks the PVM's ISN 90000
         assertThat(svmToPrimaryGenerations).containsExactly(1L);

@@ -49,6 +49,7 @@ class TcpRewriterTest {
     @Test
     void aCheckpointForgetsOffsetsAndAFailoverKeepsThem() {
         TcpRewriter rw = new TcpRewriter();
+        rw.intoSvm(in(0, 0, TCP_SYN, 0));
         rw.outOfSvm(out(1000, 1, TCP_SYN | TCP_ACK, 0));
         rw.intoSvm(in(1, 5001, TCP_ACK, 0));
         assertThat(rw.connections()).isEqualTo(1);
@@ -76,6 +77,7 @@ class TcpRewriterTest {
     @Test
     void timestampsAreShiftedSoTheClientsPawsCheckAcceptsTheSvm() {
         TcpRewriter rw = new TcpRewriter();
+        rw.intoSvm(in(0, 0, TCP_SYN, 0));
         ByteBuf synAck = out(1000, 1, TCP_SYN | TCP_ACK, 0); // TSval = 7000 in this frame builder
         long svmTs = tsVal(synAck);
         rw.outOfSvm(synAck);
@@ -99,12 +101,26 @@ class TcpRewriterTest {
     @Test
     void aRetransmittedSvmSynKeepsTheLearnedOffset() {
         TcpRewriter rw = new TcpRewriter();
+        rw.intoSvm(in(0, 0, TCP_SYN, 0)); // the client's SYN reached this SVM: it picks its own ISN
         rw.outOfSvm(out(1000, 1, TCP_SYN | TCP_ACK, 0));
         rw.intoSvm(in(1, 5001, TCP_ACK, 0));
         rw.outOfSvm(out(1000, 1, TCP_SYN | TCP_ACK, 0)); // the slow SVM's SYN-ACK timer fired
         ByteBuf ack = in(1, 5101, TCP_ACK, 0); // the client acks 100 bytes of the PVM's data
         rw.intoSvm(ack);
         assertThat(new PacketView().parse(ack).ack()).isEqualTo(1101);
+        ack.release();
+    }
+
+    @Test
+    void aSynAckOfAConnectionFromBeforeTheCheckpointTeachesNothing() {
+        TcpRewriter rw = new TcpRewriter();
+        // The SVM holds a half-open connection copied from the PVM and retransmits its SYN-ACK: the
+        // PVM's own numbers. The client's next ACK may acknowledge data; it must not become an offset.
+        rw.outOfSvm(out(5000, 1, TCP_SYN | TCP_ACK, 0));
+        ByteBuf ack = in(1, 5101, TCP_ACK, 0);
+        rw.intoSvm(ack);
+        assertThat(new PacketView().parse(ack).ack()).isEqualTo(5101);
+        assertThat(rw.connections()).isZero();
         ack.release();
     }
 
@@ -125,11 +141,18 @@ class TcpRewriterTest {
     void aConnectionWithoutOffsetIsForgottenAndAClosedOneToo() {
         TcpRewriter rw = new TcpRewriter();
         rw.intoSvm(in(1000, 0, TCP_SYN, 0));
-        rw.outOfSvm(out(5000, 1001, TCP_SYN | TCP_ACK, 0));
+        ByteBuf synAck = out(5000, 1001, TCP_SYN | TCP_ACK, 0);
+        rw.outOfSvm(synAck);
         assertThat(rw.connections()).isEqualTo(1);
-        rw.intoSvm(in(1001, 5001, TCP_ACK, 0)); // the PVM picked the same ISN: nothing to shift
+        ByteBuf same = in(1001, 5001, TCP_ACK, 0); // the PVM picked the same ISN and clock: nothing to shift
+        same.setInt(14 + 20 + 20 + 2 + 6, (int) tsVal(synAck));
+        rw.intoSvm(same);
         assertThat(rw.connections()).as("a zero offset is not kept").isZero();
 
+        rw.outOfSvm(out(5000, 1001, TCP_SYN | TCP_ACK, 0)); // sent again (a duplicated SYN): learns nothing
+        rw.intoSvm(in(1001, 5015, TCP_ACK, 0));
+        assertThat(rw.connections()).as("no second lesson from an ACK of data").isZero();
+        rw.intoSvm(in(1000, 0, TCP_SYN, 0)); // the port is used again
         rw.outOfSvm(out(7000, 1001, TCP_SYN | TCP_ACK, 0));
         rw.intoSvm(in(1001, 9001, TCP_ACK, 0));
         assertThat(rw.offset(new PacketView().parse(out(0, 0, TCP_ACK, 0)).flowKey())).hasValue(2000);
