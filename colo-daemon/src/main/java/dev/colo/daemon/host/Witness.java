@@ -12,7 +12,12 @@ public final class Witness {
     private Witness() {}
 
     /** The answer and how long it took, worded for the log. */
-    public record Answer(boolean answered, long rttMs, String evidence) {}
+    /** @param refused the host answered that nothing listens there: definitive, not a timeout */
+    public record Answer(boolean answered, long rttMs, String evidence, boolean refused) {
+        public Answer(boolean answered, long rttMs, String evidence) {
+            this(answered, rttMs, evidence, false);
+        }
+    }
 
     /**
      * Opens (and closes) a TCP connection: proves a daemon listens there. A refusal means the host
@@ -27,7 +32,8 @@ public final class Witness {
         } catch (java.net.SocketTimeoutException e) {
             return new Answer(false, -1, address.getHostString() + ":" + address.getPort() + " silent for " + timeoutMs + " ms");
         } catch (IOException e) {
-            return new Answer(false, -1, address.getHostString() + ":" + address.getPort() + " refused (" + e.getMessage() + ")");
+            return new Answer(false, -1, address.getHostString() + ":" + address.getPort() + " refused (" + e.getMessage() + ")",
+                    e instanceof java.net.ConnectException);
         }
     }
 

@@ -11,33 +11,36 @@ import java.util.function.Supplier;
 public final class HostReachability implements Reachability {
     private final DaemonConfig cfg;
     private final Lane probe;
+    private final Lane vmProbe;
 
-    public HostReachability(DaemonConfig cfg, Lane probe) {
+    /** Two lanes, so the peer-daemon and VM-address checks of one probe run side by side. */
+    public HostReachability(DaemonConfig cfg, Lane probe, Lane vmProbe) {
         this.cfg = cfg;
         this.probe = probe;
+        this.vmProbe = vmProbe;
     }
 
-    private CompletionStage<Answer> on(Supplier<Witness.Answer> check) {
+    private CompletionStage<Answer> on(Lane lane, Supplier<Witness.Answer> check) {
         CompletableFuture<Answer> f = new CompletableFuture<>();
-        probe.execute(() -> {
+        lane.execute(() -> {
             Witness.Answer a = check.get();
-            f.complete(new Answer(a.answered(), a.rttMs(), a.evidence()));
+            f.complete(new Answer(a.answered(), a.rttMs(), a.evidence(), a.refused()));
         });
         return f;
     }
 
     @Override
     public CompletionStage<Answer> witness() {
-        return on(() -> Witness.ping(cfg.witness().address(), cfg.witness().timeoutMs(), 2));
+        return on(probe, () -> Witness.ping(cfg.witness().address(), cfg.witness().timeoutMs(), 2));
     }
 
     @Override
     public CompletionStage<Answer> peerDaemon() {
-        return on(() -> Witness.connect(cfg.peer().link(), Math.max(1000, 3 * cfg.witness().timeoutMs())));
+        return on(probe, () -> Witness.connect(cfg.peer().link(), 3 * cfg.witness().timeoutMs()));
     }
 
     @Override
     public CompletionStage<Answer> vmAddress() {
-        return on(() -> Witness.ping(cfg.vm().ip(), cfg.witness().timeoutMs(), 3));
+        return on(vmProbe, () -> Witness.ping(cfg.vm().ip(), cfg.witness().timeoutMs(), 3));
     }
 }

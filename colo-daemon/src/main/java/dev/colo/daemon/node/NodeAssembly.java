@@ -33,7 +33,7 @@ public final class NodeAssembly implements AutoCloseable {
         EventLoop path = pathGroup.next();
         runtime.adopt("path", path, false);
         NodePorts ports = new NodePorts(runtime, hv, new TlsPeerLink(cfg, linkGroup), new HostNetwork(cfg, path),
-                new HostReachability(cfg, runtime.lane("probe")), events, metrics);
+                new HostReachability(cfg, runtime.lane("probe"), runtime.lane("probe-vm")), events, metrics);
         node = new Node(cfg, ports);
         control = new ControlFacade(node);
     }

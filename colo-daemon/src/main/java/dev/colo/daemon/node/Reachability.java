@@ -8,8 +8,15 @@ import java.util.concurrent.CompletionStage;
  * namespace ({@link HostReachability}); the pair simulation: the simulated network's state.
  */
 public interface Reachability {
-    /** The answer and how long it took. */
-    record Answer(boolean answered, long rttMs, String evidence) {}
+    /**
+     * The answer and how long it took. {@code refused}: the host answered that nothing listens
+     * (definitive), as opposed to silence.
+     */
+    record Answer(boolean answered, long rttMs, String evidence, boolean refused) {
+        public Answer(boolean answered, long rttMs, String evidence) {
+            this(answered, rttMs, evidence, false);
+        }
+    }
 
     /** Does the witness (a third address both hosts can reach) answer? */
     CompletionStage<Answer> witness();

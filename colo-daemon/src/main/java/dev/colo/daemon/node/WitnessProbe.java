@@ -3,6 +3,7 @@ package dev.colo.daemon.node;
 import dev.colo.daemon.failover.FailoverStateMachine.Verdict;
 import dev.colo.runtime.Clock;
 import java.util.concurrent.CompletableFuture;
+import dev.colo.daemon.node.Reachability.Answer;
 import java.util.concurrent.CompletionStage;
 
 /**
@@ -27,12 +28,16 @@ final class WitnessProbe {
             if (!secondarySide || !w.answered()) {
                 return CompletableFuture.completedFuture(verdict(w.answered(), false, evidence, asked));
             }
+            // Both at once: the probe takes as long as the slower one, not their sum. Even a refused
+            // connection needs a silent VM too: a firewall that rejects looks the same as a dead
+            // daemon, and only the VM's own silence shows that nobody serves it.
+            CompletableFuture<Answer> vm = reach.vmAddress().toCompletableFuture();
             return reach.peerDaemon().thenCompose(d -> {
                 String e2 = evidence + "; primary daemon " + d.evidence();
                 if (d.answered()) {
                     return CompletableFuture.completedFuture(verdict(true, true, e2, asked));
                 }
-                return reach.vmAddress().thenApply(v -> verdict(true, v.answered(), e2 + "; VM address " + v.evidence(), asked));
+                return vm.thenApply(v -> verdict(true, v.answered(), e2 + "; VM address " + v.evidence(), asked));
             });
         });
     }

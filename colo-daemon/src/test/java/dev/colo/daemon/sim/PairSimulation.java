@@ -150,10 +150,10 @@ final class PairSimulation {
             SimNode peer = self == a ? b : a;
             long timeout = 3 * self.cfg.witness().timeoutMs() * MS;
             if (link.partitioned()) {
-                return after(Math.max(1000 * MS, timeout), new Answer(false, -1, "peer daemon silent (partition)"));
+                return after(timeout, new Answer(false, -1, "peer daemon silent (partition)"));
             }
             if (peer == null || !peer.alive()) {
-                return after(MS, new Answer(false, -1, "peer daemon refused (no daemon)"));
+                return after(MS, new Answer(false, -1, "peer daemon refused (no daemon)", true));
             }
             return after(MS, new Answer(true, 1, "peer daemon accepted a connection in 1 ms"));
         }
