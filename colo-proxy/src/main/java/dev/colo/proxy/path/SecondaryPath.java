@@ -4,6 +4,7 @@ import dev.colo.proxy.frame.Frame;
 import dev.colo.proxy.rewrite.TcpRewriter;
 import java.util.ArrayDeque;
 import java.util.Iterator;
+import java.util.List;
 
 /**
  * The secondary's data path, pure and single-threaded. Client frames arrive over the link tagged
@@ -33,6 +34,7 @@ public final class SecondaryPath {
     private final TcpRewriter rewriter = new TcpRewriter();
     private final int maxBuffered;
     private final ArrayDeque<Kept> kept = new ArrayDeque<>();
+    private final UnackedSvmOutput unacked;
     private State state = State.NO_SVM;
     private long generation;
     private long bufferOverflowDropped;
@@ -43,11 +45,21 @@ public final class SecondaryPath {
     private record Kept(long segment, Frame frame) {}
 
     public SecondaryPath(FrameSink toSvm, GenerationFrameSink toPrimary, FrameSink toClientDirect, int maxBuffered) {
+        this(toSvm, toPrimary, toClientDirect, maxBuffered, DEFAULT_UNACKED_BYTES);
+    }
+
+    /** @param maxUnackedBytes how much of the SVM's unacknowledged output to keep for a takeover */
+    public SecondaryPath(FrameSink toSvm, GenerationFrameSink toPrimary, FrameSink toClientDirect, int maxBuffered,
+            long maxUnackedBytes) {
         this.toSvm = toSvm;
         this.toPrimary = toPrimary;
         this.toClientDirect = toClientDirect;
         this.maxBuffered = maxBuffered;
+        this.unacked = new UnackedSvmOutput(maxUnackedBytes);
     }
+
+    /** Enough for every small answer in flight and a few windows of a bulk transfer. */
+    public static final long DEFAULT_UNACKED_BYTES = 8L << 20;
 
     private void state(State next) {
         boolean ok = switch (state) {
@@ -111,6 +123,9 @@ public final class SecondaryPath {
 
     private void deliver(Frame frame) {
         rewriter.intoSvm(frame.ethernet());
+        if (state == State.FOLLOWING) {
+            unacked.onClientInput(frame);
+        }
         toSvm.accept(frame);
     }
 
@@ -126,7 +141,10 @@ public final class SecondaryPath {
         rewriter.outOfSvm(frame.ethernet(), state == State.PROMOTED);
         switch (state) {
             case PROMOTED -> toClientDirect.accept(frame);
-            case FOLLOWING -> toPrimary.accept(generation, frame);
+            case FOLLOWING -> {
+                unacked.onSvmOutput(frame);
+                toPrimary.accept(generation, frame);
+            }
             default -> frame.release();
         }
     }
@@ -143,6 +161,7 @@ public final class SecondaryPath {
         generation = seq;
         state(State.FOLLOWING);
         rewriter.onCheckpoint();
+        unacked.clear();
         Iterator<Kept> it = kept.iterator();
         while (it.hasNext()) {
             Kept k = it.next();
@@ -178,6 +197,7 @@ public final class SecondaryPath {
             state(State.NO_SVM);
         }
         releaseKept();
+        unacked.clear();
     }
 
     /** The primary is gone and we take over: the SVM talks to the LAN, offsets are kept. */
@@ -185,8 +205,33 @@ public final class SecondaryPath {
         if (state == State.PROMOTED || state == State.CLOSED) {
             return;
         }
+        boolean hadSvm = state == State.FOLLOWING;
         state(State.PROMOTED);
         releaseKept();
+        if (!hadSvm) {
+            unacked.clear();
+        }
+    }
+
+    /**
+     * Right after promotion: the SVM's segments that no client acknowledged go to the LAN now,
+     * shifted like all its output, instead of when its backed-off retransmission timer fires.
+     * Returns how many went.
+     */
+    public int resendUnacked() {
+        if (state != State.PROMOTED) {
+            return 0;
+        }
+        List<Frame> frames = unacked.drain();
+        for (Frame f : frames) {
+            rewriter.outOfSvm(f.ethernet(), true);
+            toClientDirect.accept(f);
+        }
+        return frames.size();
+    }
+
+    public UnackedSvmOutput unacked() {
+        return unacked;
     }
 
     private void releaseKept() {
@@ -235,5 +280,6 @@ public final class SecondaryPath {
             state(State.CLOSED);
         }
         releaseKept();
+        unacked.clear();
     }
 }

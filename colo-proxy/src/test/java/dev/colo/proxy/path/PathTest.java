@@ -258,6 +258,61 @@ class PathTest {
         s.close();
     }
 
+    @Test
+    void atPromotionTheSvmsUnacknowledgedOutputGoesOutAtOnceShifted() {
+        SecondaryPath s = secondary(10);
+        s.onSvmStarting(1);
+        s.onIngress(1, false, f.tcpIn(40000, 80, 100, 0, TCP_SYN, new byte[0]));
+        s.onSvmFrame(f.tcp(80, 40000, 7000, 101, TCP_SYN | TCP_ACK, new byte[0]));
+        s.onIngress(1, false, f.tcpIn(40000, 80, 101, 90_001, TCP_ACK, "GET".getBytes()));
+        s.onSvmFrame(f.tcp(80, 40000, 7001, 104, TCP_ACK, "old".getBytes()));
+        s.onSvmFrame(f.tcp(80, 40000, 7004, 104, TCP_ACK, new byte[0])); // a pure ACK: nothing to resend
+        s.onSvmFrame(f.tcp(80, 40000, 7004, 104, TCP_ACK, "new".getBytes()));
+        // The client acknowledged "old" (in the PVM's numbers: 90004), not "new".
+        s.onIngress(1, false, f.tcpIn(40000, 80, 104, 90_004, TCP_ACK, new byte[0]));
+        // Another connection, from before the checkpoint (no offset), with an answer in flight.
+        s.onSvmFrame(f.tcp(80, 40001, 5000, 900, TCP_ACK | PacketView.TCP_FIN, "bye".getBytes()));
+        assertThat(s.unacked().segments()).isEqualTo(2);
+        s.promote();
+        assertThat(s.resendUnacked()).isEqualTo(2);
+        assertThat(direct).hasSize(2);
+        var bySeq = new java.util.TreeMap<Long, String>();
+        for (Frame d : direct) {
+            assertThat(Frames.tcpChecksumValid(d.ethernet())).isTrue();
+            bySeq.put(new PacketView().parse(d.ethernet()).seq(), payload(d));
+        }
+        assertThat(bySeq).containsEntry(90_004L, "new").containsEntry(5000L, "bye");
+        assertThat(s.resendUnacked()).as("once").isZero();
+        for (List<Frame> l : List.of(toSvm, svmToPrimary, direct)) {
+            l.forEach(Frame::release);
+            l.clear();
+        }
+        s.close();
+    }
+
+    @Test
+    void aNewSvmForgetsTheOldOnesUnacknowledgedOutputAndTheBoundHolds() {
+        SecondaryPath s = new SecondaryPath(toSvm::add, (g, fr) -> svmToPrimary.add(fr), direct::add, 10, 400);
+        s.onSvmStarting(1);
+        for (int i = 0; i < 10; i++) {
+            s.onSvmFrame(f.tcp(80, 40000, 1000 + 100L * i, 1, TCP_ACK, new byte[100]));
+        }
+        assertThat(s.unacked().bytes()).isLessThanOrEqualTo(400);
+        assertThat(s.unacked().evicted()).isPositive();
+        s.onIngress(1, false, f.tcpIn(40000, 80, 1, 1 + 0, PacketView.TCP_RST, new byte[0]));
+        assertThat(s.unacked().segments()).as("a reset connection needs nothing").isZero();
+        s.onSvmFrame(f.tcp(80, 40002, 1000, 1, TCP_ACK, new byte[10]));
+        s.onSvmStarting(2);
+        assertThat(s.unacked().segments()).isZero();
+        s.promote();
+        assertThat(s.resendUnacked()).isZero();
+        for (List<Frame> l : List.of(toSvm, svmToPrimary, direct)) {
+            l.forEach(Frame::release);
+            l.clear();
+        }
+        s.close();
+    }
+
     static String payload(Frame fr) {
         PacketView v = new PacketView().parse(fr.ethernet());
         byte[] b = new byte[v.payloadLength()];
