@@ -42,8 +42,15 @@ class PromiseIT {
     }
 
     static void killPrimaryHost(HostPairLab lab) throws Exception {
+        System.out.println("promise:   kill -9 of host-a's QEMU and daemon at " + java.time.Instant.now());
         Command.run(Duration.ofSeconds(5), "kill", "-9", Long.toString(HostPairLab.qemuPid(lab.domain)));
         lab.a.daemon.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+    }
+
+    /** The secondary's takeover as its log tells it, beside the clients' longest waits. */
+    static void timeline(HostPairLab lab) {
+        lab.b.logText().lines().filter(l -> l.contains("event=link_down") || l.contains("event=state ") || l.contains("event=promoted")
+                || l.contains("event=garp")).forEach(l -> System.out.println("promise:   " + l.replaceAll(" node=.*? event=", " event=")));
     }
 
     static void check(String what, PromiseLoad.Result r) {
@@ -81,6 +88,7 @@ class PromiseIT {
                 }
                 await("host-b ACTIVE", lab, Duration.ofSeconds(30), () -> state(lab.b).equals("ACTIVE"));
                 Thread.sleep(6000);
+                timeline(lab);
                 check("kill -9 of the primary " + when + " (trial " + trial + ")", load.stopAndCheck());
             }
         }
@@ -97,6 +105,7 @@ class PromiseIT {
                 await("host-b ACTIVE", lab, Duration.ofSeconds(30), () -> state(lab.b).equals("ACTIVE"));
                 assertThat(state(lab.a)).isEqualTo("FENCED");
                 Thread.sleep(3000);
+                timeline(lab);
                 check("planned switchover (trial " + trial + " of " + SWITCHOVERS + ")", load.stopAndCheck());
             }
         }

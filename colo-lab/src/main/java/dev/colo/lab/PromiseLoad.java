@@ -44,7 +44,7 @@ public final class PromiseLoad implements AutoCloseable {
     /** What the clients saw and what the survivor holds. */
     public record Result(long requests, long failed, long brokenConnections, long recordsAnswered, long recordsMissing,
             long recordsDuplicated, long tokens, long tokensRejected, long udpAnswered, long udpLost, long udpDuplicated, long echoes,
-            boolean echoIntact, long longestWaitMs, long medianWaitMs, List<String> problems) {
+            boolean echoIntact, long longestWaitMs, long medianWaitMs, List<String> longestWaits, List<String> problems) {
         public boolean promiseKept() {
             return failed == 0 && brokenConnections == 0 && recordsMissing == 0 && recordsDuplicated == 0 && tokensRejected == 0
                     && udpLost == 0 && udpDuplicated == 0 && echoIntact;
@@ -52,16 +52,30 @@ public final class PromiseLoad implements AutoCloseable {
 
         public String summary() {
             return String.format("requests=%d failed=%d broken_connections=%d records=%d missing=%d duplicated=%d tokens=%d rejected=%d "
-                    + "udp=%d lost=%d duplicated=%d echoes=%d echo_intact=%s longest_wait_ms=%d median_wait_ms=%d", requests, failed,
+                    + "udp=%d lost=%d duplicated=%d echoes=%d echo_intact=%s longest_wait_ms=%d median_wait_ms=%d longest=%s", requests, failed,
                     brokenConnections, recordsAnswered, recordsMissing, recordsDuplicated, tokens, tokensRejected, udpAnswered, udpLost,
-                    udpDuplicated, echoes, echoIntact, longestWaitMs, medianWaitMs);
+                    udpDuplicated, echoes, echoIntact, longestWaitMs, medianWaitMs, String.join(",", longestWaits));
         }
     }
 
     private final NetNamespace clientNs;
     private final String vmIp;
     private final List<Thread> threads = new ArrayList<>();
-    private final List<Long> waitsMs = Collections.synchronizedList(new ArrayList<>());
+    private final List<Wait> waits = Collections.synchronizedList(new ArrayList<>());
+
+    /** One answered request: which client, when it asked (wall clock, as in the daemons' logs), how long it waited. */
+    private record Wait(String client, long startEpochMs, long ms) {
+        @Override
+        public String toString() {
+            return client + "@" + java.time.format.DateTimeFormatter.ofPattern("HH:mm:ss.SSS").withZone(java.time.ZoneOffset.UTC)
+                    .format(java.time.Instant.ofEpochMilli(startEpochMs)) + "=" + ms + "ms";
+        }
+    }
+
+    private void waited(String client, long t0) {
+        long ms = (System.nanoTime() - t0) / 1_000_000;
+        waits.add(new Wait(client, System.currentTimeMillis() - ms, ms));
+    }
     private final List<String> problems = new CopyOnWriteArrayList<>();
     private final List<String> records = new CopyOnWriteArrayList<>();
     private final List<String> tokens = new CopyOnWriteArrayList<>();
@@ -148,7 +162,7 @@ public final class PromiseLoad implements AutoCloseable {
                         return;
                     }
                     records.add(rec);
-                    waitsMs.add((System.nanoTime() - t0) / 1_000_000);
+                    waited("records-" + id, t0);
                     pause(50, rnd);
                 }
             } catch (IOException e) {
@@ -175,7 +189,7 @@ public final class PromiseLoad implements AutoCloseable {
                     return;
                 }
                 tokens.add(answer.substring(6));
-                waitsMs.add((System.nanoTime() - t0) / 1_000_000);
+                waited("login", t0);
                 pause(100, rnd);
             }
         } catch (SocketTimeoutException e) {
@@ -223,7 +237,7 @@ public final class PromiseLoad implements AutoCloseable {
                     return;
                 }
                 udpAnswered.add(id);
-                waitsMs.add((System.nanoTime() - t0) / 1_000_000);
+                waited("udp", t0);
                 pause(150, rnd);
             }
         }
@@ -243,7 +257,7 @@ public final class PromiseLoad implements AutoCloseable {
                     problems.add("GET " + path + " answered " + head);
                     return;
                 }
-                waitsMs.add((System.nanoTime() - t0) / 1_000_000);
+                waited("http " + path, t0);
             } catch (SocketTimeoutException e) {
                 failed.incrementAndGet();
                 problems.add("GET " + path + " unanswered after " + PATIENCE_MS + " ms");
@@ -274,7 +288,7 @@ public final class PromiseLoad implements AutoCloseable {
                     return;
                 }
                 echoes.incrementAndGet();
-                waitsMs.add((System.nanoTime() - t0) / 1_000_000);
+                waited("echo", t0);
                 pause(200, rnd);
             }
         } catch (SocketTimeoutException e) {
@@ -343,11 +357,15 @@ public final class PromiseLoad implements AutoCloseable {
                 problems.add("UDP " + id + " sent " + udpSends.get(id) + " times, applied " + c + " times");
             }
         }
-        List<Long> w = new ArrayList<>(waitsMs);
-        Collections.sort(w);
+        List<Wait> w = new ArrayList<>(waits);
+        w.sort(java.util.Comparator.comparingLong(Wait::ms));
+        List<String> longest = new ArrayList<>();
+        for (int i = w.size() - 1; i >= 0 && i >= w.size() - 3; i--) {
+            longest.add(w.get(i).toString());
+        }
         return new Result(requests.get(), failed.get(), broken.get(), records.size(), missing, duplicated, tokens.size(), rejected,
-                udpAnswered.size(), udpLost, udpDup, echoes.get(), echoIntact, w.isEmpty() ? 0 : w.get(w.size() - 1),
-                w.isEmpty() ? 0 : w.get(w.size() / 2), List.copyOf(problems));
+                udpAnswered.size(), udpLost, udpDup, echoes.get(), echoIntact, w.isEmpty() ? 0 : w.get(w.size() - 1).ms(),
+                w.isEmpty() ? 0 : w.get(w.size() / 2).ms(), longest, List.copyOf(problems));
     }
 
     private List<String> query(String what) throws Exception {

@@ -388,7 +388,9 @@ public final class SimulatedHypervisor implements Hypervisor {
             case "cont":
                 cost("cont");
                 if (s.incoming && !s.loaded) {
-                    throw new QmpException(command, "GenericError", "migration is expected, state has not been loaded");
+                    // As QEMU: cont while waiting for an incoming state is accepted and changes
+                    // nothing here; the loaded guest takes the runstate the source saved (paused).
+                    return ret;
                 }
                 boolean wasPaused = s.state == DomainState.PAUSED;
                 s.state = DomainState.RUNNING;

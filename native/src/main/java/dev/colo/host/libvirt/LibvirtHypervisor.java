@@ -194,7 +194,14 @@ public final class LibvirtHypervisor implements Hypervisor {
 
     @Override
     public void start(DomainRef domain, boolean paused) {
-        withDomain(domain, paused ? "start paused" : "start", d -> d.create(paused ? VIR_DOMAIN_START_PAUSED : 0));
+        withDomain(domain, paused ? "start paused" : "start", d -> {
+            if (d.isActive() == 1) {
+                // Drivers disagree on the code (QEMU: operation invalid, test driver: internal
+                // error); callers act on the kind, so say it once here.
+                throw new HypervisorException(Kind.INVALID_STATE, "domain " + domain.name() + " is already running");
+            }
+            return d.create(paused ? VIR_DOMAIN_START_PAUSED : 0);
+        });
         capabilitiesSet.keySet().removeIf(k -> k.startsWith(domain.uuid()));
         dropArmed(domain);
     }
@@ -465,6 +472,11 @@ public final class LibvirtHypervisor implements Hypervisor {
         Blocking.assertAllowed("save device state");
         long deadline = System.nanoTime() + timeout.toNanos();
         long t0 = System.nanoTime();
+        DomainState now = state(domain);
+        if (now != DomainState.PAUSED) {
+            // QEMU would migrate a running guest and leave it stopped: refuse, as the port promises.
+            throw new HypervisorException(Kind.INVALID_STATE, "device-state save of " + domain.name() + " needs a paused domain, it is " + now);
+        }
         ensureIgnoreShared(domain, remaining(deadline));
         ArmedStream stream = armed.remove(processKey(domain));
         if (stream == null) {
