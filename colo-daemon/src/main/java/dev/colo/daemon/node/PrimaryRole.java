@@ -57,11 +57,12 @@ final class PrimaryRole implements FailoverControl.Target {
     private DomainRef pvm;
     private long lastSeq;
     private CompletableFuture<CheckpointRecord> nextRecord;
-    private CompletableFuture<Map<String, Object>> switchover;
+    private final PlannedSwitchover switchover;
     private volatile boolean restartingPvm;
 
     PrimaryRole(NodeContext ctx) {
         this.ctx = ctx;
+        this.switchover = new PlannedSwitchover(ctx);
         this.cfg = ctx.cfg();
         this.control = ctx.control();
         this.path = ctx.path();
@@ -202,19 +203,9 @@ final class PrimaryRole implements FailoverControl.Target {
         return next;
     }
 
-    /**
-     * A planned switchover: one last checkpoint that leaves the PVM paused; once the secondary
-     * runs its SVM, every output of the PVM has been released or reproduced and the secondary takes
-     * over. If that checkpoint fails, the PVM resumes and nothing changed.
-     */
+    /** A planned switchover (see {@link PlannedSwitchover}). Control lane. */
     CompletableFuture<Map<String, Object>> switchover() throws OperationException {
-        if (engine == null || ctx.failover().state() != State.PROTECTED) {
-            throw new OperationException("a planned switchover starts on the primary in PROTECTED; this node is " + ctx.failover().state());
-        }
-        switchover = new CompletableFuture<>();
-        ctx.events().info("switchover", "planned switchover: last checkpoint, the PVM stays paused after it");
-        engine.trigger(Trigger.SWITCHOVER, "operator asked for a planned switchover");
-        return switchover;
+        return switchover.begin(engine);
     }
 
     /** The secondary says it cannot protect any more, with its reason. */
@@ -371,11 +362,7 @@ final class PrimaryRole implements FailoverControl.Target {
             path.execute(() -> primaryPath.onCheckpointAbandoned(seq, ctx.now()));
             ctx.events().warn("checkpoint_abandoned", "checkpoint abandoned; the current SVM stays, the next one is full", "ckpt", seq,
                     "reason", reason);
-            control.execute(() -> {
-                if (switchover != null && !switchover.isDone()) {
-                    switchover.completeExceptionally(new OperationException("switchover failed, the PVM runs on: " + reason));
-                }
-            });
+            control.execute(() -> switchover.failed(reason));
         }
 
         @Override
@@ -383,16 +370,7 @@ final class PrimaryRole implements FailoverControl.Target {
             control.execute(() -> {
                 stopEngine();
                 path.execute(() -> primaryPath.fence());
-                ctx.failover().machine().onLocalVmLost("planned switchover at checkpoint " + seq, ctx.now());
-                ctx.failover().mirror();
-                if (ctx.link().connected()) {
-                    ctx.link().send(ctx.envelopes().builder()
-                            .setFailover(Failover.newBuilder().setPlanned(true).setCheckpointSeq(seq).setReason("operator asked")).build());
-                }
-                ctx.events().info("handover", "switchover: the SVM of the last checkpoint takes over; the PVM stays paused", "ckpt", seq);
-                if (switchover != null) {
-                    switchover.complete(ctx.status());
-                }
+                switchover.handedOver(seq);
             });
         }
 

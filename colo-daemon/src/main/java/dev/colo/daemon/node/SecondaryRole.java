@@ -103,6 +103,15 @@ final class SecondaryRole implements FailoverControl.Target {
         }
     }
 
+    /** A frame from a VM on one of our NIC sockets: only the running SVM's counts. */
+    private void fromVm(String name, Frame f) {
+        if (name.equals(currentSvm)) {
+            secondaryPath.onSvmFrame(f);
+        } else {
+            f.release(); // a standby (paused) or a retired SVM
+        }
+    }
+
     private void frameToSvm(Frame f) {
         String current = currentSvm;
         VmNic nic = current == null ? null : nics.get(current);
@@ -149,7 +158,7 @@ final class SecondaryRole implements FailoverControl.Target {
         ctx.failover().machine().onPairRequest(primaryTerm);
         ctx.failover().mirror();
         String runId = Long.toString(ctx.runtime().clock().wallMillis() % 10_000_000, 36);
-        sink = new SecondaryCheckpointSink(cfg.pair(), ctx.runtime(), ctx.hv(), new Standbys(req, runId), req.getGuestRamBytes(), ctx.link(),
+        sink = new SecondaryCheckpointSink(cfg.pair(), ctx.runtime(), ctx.hv(), new StandbyNics(shaper, ctx.network(), req, runId, nics, this::fromVm), req.getGuestRamBytes(), ctx.link(),
                 ctx.failover()::term, new SinkListener());
         sink.start();
         ctx.link().send(ctx.envelopes().builder().setPairReply(PairReply.newBuilder().setStatus(Status.OK).setDetail("standby starting")).build());
@@ -338,44 +347,6 @@ final class SecondaryRole implements FailoverControl.Target {
         }
         nics.values().forEach(VmNic::close);
         nics.clear();
-    }
-
-    /** Standbys of one pairing: each is the PVM's definition renamed, with a NIC socket of its own. */
-    private final class Standbys implements SecondaryCheckpointSink.StandbyFactory {
-        private final PairRequest req;
-        private final String runId;
-
-        Standbys(PairRequest req, String runId) {
-            this.req = req;
-            this.runId = runId;
-        }
-
-        @Override
-        public String define(long n) {
-            String name = shaper.standbyName(req.getVm(), runId, n);
-            VmNic nic;
-            try {
-                nic = ctx.network().openVmNic(name, 0, f -> {
-                    if (name.equals(currentSvm)) {
-                        secondaryPath.onSvmFrame(f);
-                    } else {
-                        f.release(); // a standby (paused) or a retired SVM
-                    }
-                });
-            } catch (Exception e) {
-                throw new HypervisorException(HypervisorException.Kind.UNAVAILABLE, "cannot open the standby's NIC socket: " + e.getMessage(), e);
-            }
-            nics.put(name, nic);
-            return shaper.standby(req, name, nic.port());
-        }
-
-        @Override
-        public void retired(DomainRef d) {
-            VmNic nic = nics.remove(d.name());
-            if (nic != null) {
-                nic.close();
-            }
-        }
     }
 
     private final class SinkListener implements SecondaryCheckpointSink.Listener {

@@ -1,0 +1,53 @@
+package dev.colo.daemon.node;
+
+import dev.colo.checkpoint.engine.SecondaryCheckpointSink;
+import dev.colo.checkpoint.link.proto.PairRequest;
+import dev.colo.hypervisor.DomainRef;
+import dev.colo.hypervisor.HypervisorException;
+import dev.colo.proxy.frame.Frame;
+import java.util.Map;
+import java.util.function.BiConsumer;
+
+/**
+ * The standbys of one pairing, as the sink asks for them: each is the PVM's definition renamed
+ * ({@link DomainShaper}), with a NIC socket of its own that this factory opens and closes.
+ */
+final class StandbyNics implements SecondaryCheckpointSink.StandbyFactory {
+    private final DomainShaper shaper;
+    private final Network network;
+    private final PairRequest req;
+    private final String runId;
+    private final Map<String, VmNic> nics;
+    private final BiConsumer<String, Frame> fromVm;
+
+    /** @param fromVm every frame a standby or SVM sends, with its domain name */
+    StandbyNics(DomainShaper shaper, Network network, PairRequest req, String runId, Map<String, VmNic> nics, BiConsumer<String, Frame> fromVm) {
+        this.shaper = shaper;
+        this.network = network;
+        this.req = req;
+        this.runId = runId;
+        this.nics = nics;
+        this.fromVm = fromVm;
+    }
+
+    @Override
+    public String define(long n) {
+        String name = shaper.standbyName(req.getVm(), runId, n);
+        VmNic nic;
+        try {
+            nic = network.openVmNic(name, 0, f -> fromVm.accept(name, f));
+        } catch (Exception e) {
+            throw new HypervisorException(HypervisorException.Kind.UNAVAILABLE, "cannot open the standby's NIC socket: " + e.getMessage(), e);
+        }
+        nics.put(name, nic);
+        return shaper.standby(req, name, nic.port());
+    }
+
+    @Override
+    public void retired(DomainRef d) {
+        VmNic nic = nics.remove(d.name());
+        if (nic != null) {
+            nic.close();
+        }
+    }
+}
