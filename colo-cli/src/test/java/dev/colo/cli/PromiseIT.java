@@ -41,6 +41,13 @@ class PromiseIT {
         }
     }
 
+    static void killPrimaryHost(HostPairLab lab, PromiseLoad load) throws Exception {
+        if (load != null) {
+            load.markFault();
+        }
+        killPrimaryHost(lab);
+    }
+
     static void killPrimaryHost(HostPairLab lab) throws Exception {
         System.out.println("promise:   kill -9 of host-a's QEMU and daemon at " + java.time.Instant.now());
         Command.run(Duration.ofSeconds(5), "kill", "-9", Long.toString(HostPairLab.qemuPid(lab.domain)));
@@ -76,15 +83,15 @@ class PromiseIT {
                     int delay = rnd.nextInt(400);
                     Thread.sleep(delay);
                     when = "inside a checkpoint (+" + delay + " ms)";
-                    killPrimaryHost(lab);
+                    killPrimaryHost(lab, load);
                     ckpt.join(30_000);
                 } else if (mode == 2) {
                     colo("checkpoint", lab.domain, "--socket", lab.a.socket.toString());
                     when = "right after a checkpoint";
-                    killPrimaryHost(lab);
+                    killPrimaryHost(lab, load);
                 } else {
                     when = "at a random instant";
-                    killPrimaryHost(lab);
+                    killPrimaryHost(lab, load);
                 }
                 await("host-b ACTIVE", lab, Duration.ofSeconds(30), () -> state(lab.b).equals("ACTIVE"));
                 Thread.sleep(6000);
@@ -100,6 +107,7 @@ class PromiseIT {
             try (HostPairLab lab = pairedLab("ps" + trial)) {
                 PromiseLoad load = new PromiseLoad(lab.lan.ns(), LabLan.GUEST_IP, 4);
                 Thread.sleep(1500);
+                load.markFault();
                 assertThat(colo("failover", lab.domain, "--planned", "--yes", "--socket", lab.a.socket.toString()))
                         .as("planned switchover, trial " + trial + "\n" + FaultMatrixIT.tail(lab.a)).isZero();
                 await("host-b ACTIVE", lab, Duration.ofSeconds(30), () -> state(lab.b).equals("ACTIVE"));
@@ -127,7 +135,7 @@ class PromiseIT {
             assertThat(state(lab.b)).as("the primary served on without it: the SVM is stale").isEqualTo("IDLE");
             LinkFaults.heal(lab);
             await("host-a PROTECTED again", lab, Duration.ofSeconds(150), () -> state(lab.a).equals("PROTECTED"));
-            killPrimaryHost(lab);
+            killPrimaryHost(lab, load);
             await("host-b ACTIVE", lab, Duration.ofSeconds(30), () -> state(lab.b).equals("ACTIVE"));
             Thread.sleep(4000);
             check("link cut for 6 s, re-protected, then the primary killed", load.stopAndCheck());

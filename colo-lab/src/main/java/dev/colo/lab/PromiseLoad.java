@@ -44,7 +44,8 @@ public final class PromiseLoad implements AutoCloseable {
     /** What the clients saw and what the survivor holds. */
     public record Result(long requests, long failed, long brokenConnections, long recordsAnswered, long recordsMissing,
             long recordsDuplicated, long tokens, long tokensRejected, long udpAnswered, long udpLost, long udpDuplicated, long echoes,
-            boolean echoIntact, long longestWaitMs, long medianWaitMs, List<String> longestWaits, List<String> problems) {
+            boolean echoIntact, long longestWaitMs, long medianWaitMs, long longestAcrossFaultMs, List<String> longestWaits,
+            List<String> problems) {
         public boolean promiseKept() {
             return failed == 0 && brokenConnections == 0 && recordsMissing == 0 && recordsDuplicated == 0 && tokensRejected == 0
                     && udpLost == 0 && udpDuplicated == 0 && echoIntact;
@@ -52,9 +53,9 @@ public final class PromiseLoad implements AutoCloseable {
 
         public String summary() {
             return String.format("requests=%d failed=%d broken_connections=%d records=%d missing=%d duplicated=%d tokens=%d rejected=%d "
-                    + "udp=%d lost=%d duplicated=%d echoes=%d echo_intact=%s longest_wait_ms=%d median_wait_ms=%d longest=%s", requests, failed,
+                    + "udp=%d lost=%d duplicated=%d echoes=%d echo_intact=%s longest_wait_ms=%d median_wait_ms=%d across_fault_ms=%d longest=%s", requests, failed,
                     brokenConnections, recordsAnswered, recordsMissing, recordsDuplicated, tokens, tokensRejected, udpAnswered, udpLost,
-                    udpDuplicated, echoes, echoIntact, longestWaitMs, medianWaitMs, String.join(",", longestWaits));
+                    udpDuplicated, echoes, echoIntact, longestWaitMs, medianWaitMs, longestAcrossFaultMs, String.join(",", longestWaits));
         }
     }
 
@@ -87,6 +88,7 @@ public final class PromiseLoad implements AutoCloseable {
     private final AtomicLong echoes = new AtomicLong();
     private volatile boolean echoIntact = true;
     private volatile boolean running = true;
+    private volatile long faultEpochMs = -1;
     private final String run = Long.toString(System.nanoTime() % 1_000_000, 36);
 
     public PromiseLoad(NetNamespace clientNs, String vmIp, int recordWriters) {
@@ -302,6 +304,13 @@ public final class PromiseLoad implements AutoCloseable {
         }
     }
 
+    /** The fault happens now: waits in progress now or starting in the next 3 s count as across it. */
+    public void markFault() {
+        faultEpochMs = System.currentTimeMillis();
+    }
+
+    private static final long ACROSS_FAULT_MS = 3_000;
+
     /** Stops the clients (each finishes its request in flight) and checks the survivor. */
     public Result stopAndCheck() throws Exception {
         running = false;
@@ -359,13 +368,19 @@ public final class PromiseLoad implements AutoCloseable {
         }
         List<Wait> w = new ArrayList<>(waits);
         w.sort(java.util.Comparator.comparingLong(Wait::ms));
+        long across = 0;
+        for (Wait x : w) {
+            if (faultEpochMs > 0 && x.startEpochMs() <= faultEpochMs + ACROSS_FAULT_MS && x.startEpochMs() + x.ms() >= faultEpochMs) {
+                across = Math.max(across, x.ms());
+            }
+        }
         List<String> longest = new ArrayList<>();
         for (int i = w.size() - 1; i >= 0 && i >= w.size() - 3; i--) {
             longest.add(w.get(i).toString());
         }
         return new Result(requests.get(), failed.get(), broken.get(), records.size(), missing, duplicated, tokens.size(), rejected,
                 udpAnswered.size(), udpLost, udpDup, echoes.get(), echoIntact, w.isEmpty() ? 0 : w.get(w.size() - 1).ms(),
-                w.isEmpty() ? 0 : w.get(w.size() / 2).ms(), longest, List.copyOf(problems));
+                w.isEmpty() ? 0 : w.get(w.size() / 2).ms(), across, longest, List.copyOf(problems));
     }
 
     private List<String> query(String what) throws Exception {

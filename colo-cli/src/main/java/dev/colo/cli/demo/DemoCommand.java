@@ -5,6 +5,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.colo.lab.ClientLoad;
+import dev.colo.lab.LabLan;
+import dev.colo.lab.PromiseLoad;
 import dev.colo.lab.HostPairLab;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
@@ -41,6 +43,9 @@ public final class DemoCommand implements Callable<Integer> {
 
     @Option(names = "--checkpoints", defaultValue = "2", description = "On-demand checkpoints before the kill (default ${DEFAULT-VALUE}).")
     int checkpoints;
+
+    @Option(names = "--light", description = "Only the sparse counter client and the echo connection, without the mixed load.")
+    boolean light;
 
     private PrintWriter progress;
     private long t0;
@@ -117,6 +122,11 @@ public final class DemoCommand implements Callable<Integer> {
         BufferedReader in = new BufferedReader(new InputStreamReader(echo.getInputStream(), StandardCharsets.US_ASCII));
         boolean echoBefore = roundTrip(out, in, "before the failover");
         ClientLoad load = new ClientLoad(lab.lan);
+        PromiseLoad mixed = null;
+        if (!light) {
+            step("mixed load starts: 4 record writers, logins with random session tokens, UDP requests, Date-bearing HTTP, an echo stream");
+            mixed = new PromiseLoad(lab.lan.ns(), LabLan.GUEST_IP, 4);
+        }
         ArrayNode ckpts = JSON.createArrayNode();
         for (int i = 0; i < checkpoints; i++) {
             Thread.sleep(1000);
@@ -129,6 +139,9 @@ public final class DemoCommand implements Callable<Integer> {
         Thread.sleep(1500);
         step("killing host-a: SIGKILL to the PVM's QEMU and to the primary daemon");
         long killNs = System.nanoTime();
+        if (mixed != null) {
+            mixed.markFault();
+        }
         dev.colo.host.posix.Command.run(Duration.ofSeconds(5), "kill", "-9", Long.toString(HostPairLab.qemuPid(lab.domain)));
         lab.a.daemon.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
         long deadline = System.nanoTime() + 30_000_000_000L;
@@ -141,6 +154,11 @@ public final class DemoCommand implements Callable<Integer> {
         step("host-b is " + stateB + "; clients keep going for a few seconds");
         Thread.sleep(4000);
         List<ClientLoad.Answer> answers = load.stop();
+        PromiseLoad.Result mixedResult = null;
+        if (mixed != null) {
+            step("mixed load stops; every client finishes its request in flight, then the survivor is checked");
+            mixedResult = mixed.stopAndCheck();
+        }
         boolean echoAfter = roundTrip(out, in, "after the failover");
         echo.close();
 
@@ -167,7 +185,27 @@ public final class DemoCommand implements Callable<Integer> {
         r.put("failover_gap_ms", lastBefore > 0 && firstAfter > 0 ? (firstAfter - lastBefore) / 1_000_000 : -1);
         r.put("takeover_state", stateB);
         r.set("checkpoints", ckpts);
-        r.put("ok", unanswered == 0 && continuous && echoBefore && echoAfter && stateB.equals("ACTIVE"));
+        if (mixedResult != null) {
+            ObjectNode m = r.putObject("mixed_load");
+            m.put("requests", mixedResult.requests());
+            m.put("failed", mixedResult.failed());
+            m.put("broken_connections", mixedResult.brokenConnections());
+            m.put("records_acknowledged", mixedResult.recordsAnswered());
+            m.put("records_missing", mixedResult.recordsMissing());
+            m.put("records_duplicated", mixedResult.recordsDuplicated());
+            m.put("tokens", mixedResult.tokens());
+            m.put("tokens_rejected", mixedResult.tokensRejected());
+            m.put("udp_answered", mixedResult.udpAnswered());
+            m.put("udp_lost", mixedResult.udpLost());
+            m.put("udp_duplicated", mixedResult.udpDuplicated());
+            m.put("echo_intact", mixedResult.echoIntact());
+            m.put("longest_wait_ms", mixedResult.longestWaitMs());
+            m.put("longest_wait_across_kill_ms", mixedResult.longestAcrossFaultMs());
+            ArrayNode problems = m.putArray("problems");
+            mixedResult.problems().stream().limit(10).forEach(problems::add);
+        }
+        boolean mixedKept = mixedResult == null || mixedResult.promiseKept();
+        r.put("ok", unanswered == 0 && continuous && echoBefore && echoAfter && stateB.equals("ACTIVE") && mixedKept);
         return r;
     }
 
@@ -201,6 +239,22 @@ public final class DemoCommand implements Callable<Integer> {
         o.printf("  long-lived echo connection           %s%n", s.path("echo_connection_survived").asBoolean() ? "survived" : "BROKEN");
         o.printf("  failover gap                         %d ms (last answer before the kill to first answer after)%n",
                 s.path("failover_gap_ms").asLong());
+        JsonNode m = s.path("mixed_load");
+        if (!m.isMissingNode()) {
+            o.printf("  mixed load: requests / failed / broken connections   %d / %d / %d%n", m.path("requests").asLong(), m.path("failed").asLong(),
+                    m.path("broken_connections").asLong());
+            o.printf("  mixed load: records acknowledged / missing / twice   %d / %d / %d on the survivor%n", m.path("records_acknowledged").asLong(),
+                    m.path("records_missing").asLong(), m.path("records_duplicated").asLong());
+            o.printf("  mixed load: session tokens held / rejected           %d / %d%n", m.path("tokens").asLong(), m.path("tokens_rejected").asLong());
+            o.printf("  mixed load: UDP ids answered / lost / twice          %d / %d / %d%n", m.path("udp_answered").asLong(),
+                    m.path("udp_lost").asLong(), m.path("udp_duplicated").asLong());
+            o.printf("  mixed load: echo stream                              %s%n", m.path("echo_intact").asBoolean() ? "intact" : "BROKEN");
+            o.printf("  mixed load: longest client wait                      %d ms across the kill, %d ms in the whole run%n",
+                    m.path("longest_wait_across_kill_ms").asLong(), m.path("longest_wait_ms").asLong());
+            for (JsonNode p : m.path("problems")) {
+                o.println("    " + p.asText());
+            }
+        }
         for (JsonNode c : s.path("checkpoints")) {
             o.printf("  checkpoint %-3d                       paused %.1f ms, %d pages%n", c.path("seq").asLong(),
                     c.path("paused_ms").asDouble(), c.path("dirty_pages").asLong());

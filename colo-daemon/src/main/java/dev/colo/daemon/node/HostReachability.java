@@ -36,7 +36,10 @@ public final class HostReachability implements Reachability {
 
     @Override
     public CompletionStage<Answer> peerDaemon() {
-        return on(probe, () -> Witness.connect(cfg.peer().link(), 3 * cfg.witness().timeoutMs()));
+        // At least a second: a connect shorter than a SYN retransmission reads a lossy link as a dead
+        // daemon (30% loss promoted a secondary beside a live primary with 300 ms). A refused
+        // connection still answers at once.
+        return on(probe, () -> Witness.connect(cfg.peer().link(), Math.max(1000, 3 * cfg.witness().timeoutMs())));
     }
 
     @Override
