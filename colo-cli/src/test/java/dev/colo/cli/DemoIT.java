@@ -36,9 +36,19 @@ class DemoIT {
         assertThat(s.path("echo_connection_survived").asBoolean()).isTrue();
         assertThat(s.path("failover_gap_ms").asLong()).isPositive().isLessThan(20_000);
         assertThat(s.path("checkpoints")).hasSize(2);
+        JsonNode m = s.path("mixed_load");
+        assertThat(m.isMissingNode()).as("the demo runs the mixed load by default").isFalse();
+        for (String zero : new String[] {"failed", "broken_connections", "records_missing", "records_duplicated", "tokens_rejected", "udp_lost",
+                "udp_duplicated"}) {
+            assertThat(m.path(zero).asLong()).as(zero + " " + m).isZero();
+        }
+        assertThat(m.path("records_acknowledged").asLong()).isPositive();
+        assertThat(m.path("echo_intact").asBoolean()).isTrue();
         assertThat(progress).contains("killing host-a").contains("cleaning up");
         assertThat(leftovers()).as("namespaces and domains the demo made").isEmpty();
-        System.out.printf("demo IT: %d requests, 0 lost, gap %d ms%n", s.path("requests_sent").asLong(), s.path("failover_gap_ms").asLong());
+        System.out.printf("demo IT: %d requests, 0 lost, gap %d ms; mixed load %d requests, longest wait %d ms across the kill, %d ms in the run%n",
+                s.path("requests_sent").asLong(), s.path("failover_gap_ms").asLong(), m.path("requests").asLong(),
+                m.path("longest_wait_across_kill_ms").asLong(), m.path("longest_wait_ms").asLong());
     }
 
     private static String leftovers() throws IOException, InterruptedException {

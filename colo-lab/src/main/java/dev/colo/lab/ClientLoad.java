@@ -64,6 +64,21 @@ public final class ClientLoad implements AutoCloseable {
         return true;
     }
 
+    /**
+     * Every answer counted higher than the one before: what holds when other clients increment the
+     * same counter. A repeated or lower count would be an increment the survivor rolled back.
+     */
+    public static boolean increasing(List<Answer> a) {
+        int prev = -1;
+        for (Answer x : a) {
+            if (x.count() < 0 || x.count() <= prev) {
+                return false;
+            }
+            prev = x.count();
+        }
+        return true;
+    }
+
     /** Longest time between two consecutive answers, in ms: what a client felt as the failover gap. */
     public static long longestGapMs(List<Answer> a) {
         long worst = 0;

@@ -1,20 +1,11 @@
 package dev.colo.testkit;
 
-import dev.colo.hypervisor.Hypervisor;
 import dev.colo.testkit.contract.HypervisorContract;
 
 /** The hypervisor contract against the simulated hypervisor that the simulations run on. */
 class SimulatedHypervisorContractTest extends HypervisorContract {
-    private final SimulatedHypervisor hv = new SimulatedHypervisor();
-
-    @Override
-    protected Hypervisor hypervisor() {
-        return hv;
-    }
-
-    @Override
-    protected Abilities abilities() {
-        return new Abilities(true, true, true);
+    SimulatedHypervisorContractTest() {
+        super(new SimulatedHypervisor(), new Abilities(true, true, true));
     }
 
     @Override

@@ -321,6 +321,9 @@ final class PrimaryRole implements FailoverControl.Target {
     private final class EngineListener implements PrimaryCheckpointEngine.Listener {
         @Override
         public void onPausing(long seq) {
+            // Every attempt's number counts, committed or not: a re-pairing after a link loss must
+            // not start at a number the secondary may already hold frames or a load for.
+            control.execute(() -> lastSeq = Math.max(lastSeq, seq));
             try {
                 path.call(() -> {
                     primaryPath.onPausing(seq);

@@ -48,7 +48,8 @@ final class SecondaryRole implements FailoverControl.Target {
     private SecondaryPath secondaryPath;
     private volatile String currentSvm;
     // Control lane.
-    private SecondaryCheckpointSink sink;
+    /** The sink of the current pairing; a retired one may still finish a load and call back late. */
+    private volatile SecondaryCheckpointSink sink;
     private PairRequest protecting;
     private long takeoverStartNs;
 
@@ -154,12 +155,20 @@ final class SecondaryRole implements FailoverControl.Target {
             ctx.failover().machine().onUnpaired("primary pairs again", ctx.now());
             retireSink("primary pairs again");
         }
+        // A new pairing starts from nothing: whatever an earlier one left in the path (frames kept
+        // for its next SVM, a generation a retired sink still started) belongs to other snapshots.
+        path.execute(() -> {
+            currentSvm = null;
+            secondaryPath.onUnpaired();
+        });
         protecting = req;
         ctx.failover().machine().onPairRequest(primaryTerm);
         ctx.failover().mirror();
         String runId = Long.toString(ctx.runtime().clock().wallMillis() % 10_000_000, 36);
-        sink = new SecondaryCheckpointSink(cfg.pair(), ctx.runtime(), ctx.hv(), new StandbyNics(shaper, ctx.network(), req, runId, nics, this::fromVm), req.getGuestRamBytes(), ctx.link(),
-                ctx.failover()::term, new SinkListener());
+        SinkListener listener = new SinkListener();
+        sink = new SecondaryCheckpointSink(cfg.pair(), ctx.runtime(), ctx.hv(), new StandbyNics(shaper, ctx.network(), req, runId, nics, this::fromVm),
+                req.getGuestRamBytes(), ctx.link(), ctx.failover()::term, listener);
+        listener.owner = sink;
         sink.start();
         ctx.link().send(ctx.envelopes().builder().setPairReply(PairReply.newBuilder().setStatus(Status.OK).setDetail("standby starting")).build());
         ctx.events().info("paired", "pair request accepted; preparing the hot standby", "last_checkpoint", req.getLastCheckpointSeq(),
@@ -349,13 +358,31 @@ final class SecondaryRole implements FailoverControl.Target {
         nics.clear();
     }
 
+    /**
+     * One pairing's sink events. A sink retired while it was loading a checkpoint (stale SVM,
+     * unpair, re-pair) may still report that load; its events are refused here, or its standby
+     * would become the SVM of a pairing that no longer exists (and a stale SVM promotable).
+     */
     private final class SinkListener implements SecondaryCheckpointSink.Listener {
+        volatile SecondaryCheckpointSink owner;
+
+        private boolean retired(String what, long seq) {
+            if (owner != null && owner == sink) {
+                return false;
+            }
+            log.atInfo().addKeyValue("ckpt", seq).addKeyValue("event", what).log("late event from a retired sink ignored");
+            return true;
+        }
+
         @Override
         public void onSvmStarting(long seq, DomainRef standby) {
             // Before cont: the new SVM's first frames must find their way, and the input kept for
             // its generation waits in its socket until it runs.
             try {
                 path.call(() -> {
+                    if (retired("svm_starting", seq)) {
+                        return null;
+                    }
                     currentSvm = standby.name();
                     secondaryPath.onSvmStarting(seq);
                     return null;
@@ -368,6 +395,9 @@ final class SecondaryRole implements FailoverControl.Target {
         @Override
         public void onSvmReplaced(long seq, DomainRef svm, DomainRef retired) {
             control.execute(() -> {
+                if (retired("svm_replaced", seq)) {
+                    return;
+                }
                 if (ctx.failover().state() == State.IDLE) {
                     ctx.failover().machine().onPaired(seq, ctx.now());
                     ctx.failover().mirror();
@@ -378,7 +408,11 @@ final class SecondaryRole implements FailoverControl.Target {
 
         @Override
         public void onCheckpointDropped(long seq, String why) {
-            path.execute(() -> secondaryPath.onCheckpointDropped(seq));
+            path.execute(() -> {
+                if (!retired("checkpoint_dropped", seq)) {
+                    secondaryPath.onCheckpointDropped(seq);
+                }
+            });
         }
     }
 }

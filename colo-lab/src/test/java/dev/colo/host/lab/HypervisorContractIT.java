@@ -2,7 +2,6 @@ package dev.colo.host.lab;
 
 import dev.colo.host.libvirt.DomainXml;
 import dev.colo.host.libvirt.LibvirtHypervisor;
-import dev.colo.hypervisor.Hypervisor;
 import dev.colo.lab.Lab;
 import dev.colo.lab.LabLan;
 import dev.colo.lab.TestGuest;
@@ -11,26 +10,13 @@ import org.junit.jupiter.api.BeforeAll;
 
 /** The hypervisor contract on real QEMU under the lab's libvirtd (qemu:///system, TCG). */
 class HypervisorContractIT extends HypervisorContract {
-    private final LibvirtHypervisor hv = new LibvirtHypervisor("qemu:///system");
+    HypervisorContractIT() {
+        super(new LibvirtHypervisor("qemu:///system"), new Abilities(true, true, true));
+    }
 
     @BeforeAll
     static void lab() {
         Lab.require();
-    }
-
-    @Override
-    protected void closeWorld() {
-        hv.close();
-    }
-
-    @Override
-    protected Hypervisor hypervisor() {
-        return hv;
-    }
-
-    @Override
-    protected Abilities abilities() {
-        return new Abilities(true, true, true);
     }
 
     @Override

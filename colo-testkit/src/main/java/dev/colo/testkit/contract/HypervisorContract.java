@@ -37,10 +37,22 @@ public abstract class HypervisorContract {
     private static final Duration QMP = Duration.ofSeconds(10);
     private static final AtomicInteger SEQ = new AtomicInteger();
     private final List<DomainRef> made = new ArrayList<>();
+    private final Hypervisor hv;
+    private final Abilities abilities;
 
-    protected abstract Hypervisor hypervisor();
+    /** One world: its hypervisor (closed after each case by {@link #closeWorld}) and what it can do. */
+    protected HypervisorContract(Hypervisor hv, Abilities abilities) {
+        this.hv = hv;
+        this.abilities = abilities;
+    }
 
-    protected abstract Abilities abilities();
+    protected final Hypervisor hypervisor() {
+        return hv;
+    }
+
+    protected final Abilities abilities() {
+        return abilities;
+    }
 
     /** A startable domain named {@code name}; with {@code sharedMemory}, its RAM is a shared file. */
     protected abstract String domainXml(String name, boolean sharedMemory);
@@ -84,6 +96,7 @@ public abstract class HypervisorContract {
 
     /** Called after each case, once its domains are gone. */
     protected void closeWorld() {
+        hv.close();
     }
 
     @Test

@@ -1,6 +1,5 @@
 package dev.colo.host.libvirt;
 
-import dev.colo.hypervisor.Hypervisor;
 import dev.colo.testkit.contract.HypervisorContract;
 import java.util.UUID;
 
@@ -11,21 +10,8 @@ import java.util.UUID;
  * ({@code HypervisorContractIT} in colo-lab).
  */
 class LibvirtTestDriverContractTest extends HypervisorContract {
-    private final LibvirtHypervisor hv = new LibvirtHypervisor("test:///default");
-
-    @Override
-    protected void closeWorld() {
-        hv.close();
-    }
-
-    @Override
-    protected Hypervisor hypervisor() {
-        return hv;
-    }
-
-    @Override
-    protected Abilities abilities() {
-        return new Abilities(false, false, false);
+    LibvirtTestDriverContractTest() {
+        super(new LibvirtHypervisor("test:///default"), new Abilities(false, false, false));
     }
 
     @Override
