@@ -75,7 +75,7 @@ final class DaemonCommands {
         }
     }
 
-    @Command(name = "status", mixinStandardHelpOptions = true, description = "Show the protected VM: role, state, epoch, peer, last checkpoint, queues and link.",
+    @Command(name = "status", mixinStandardHelpOptions = true, description = "Show the protected VM: role, state, term, checkpoint, peer, last checkpoint, queues and link.",
             footer = {"", "Examples:", "  colo status", "  colo status web1 --json"})
     static final class Status extends Verb {
         @Parameters(arity = "0..1", paramLabel = "DOMAIN", description = "The protected domain (default: the daemon's).")

@@ -13,6 +13,7 @@ import dev.colo.hypervisor.Hypervisor;
 import dev.colo.runtime.Cancellable;
 import dev.colo.runtime.Lane;
 import dev.colo.runtime.NodeRuntime;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.BooleanSupplier;
@@ -109,6 +110,14 @@ final class PairingWorkflow {
             DomainXml current = DomainXml.parse(hv.describe(d, false));
             if (current.macAddresses().isEmpty()) {
                 throw new OperationException("domain '" + vm + "' has no network interface to protect");
+            }
+            List<String> disks = current.writableDisks();
+            if (!disks.isEmpty()) {
+                // Without disk replication the SVM would write to whatever file the secondary has,
+                // and a failover would silently lose what clients were told was stored.
+                throw new OperationException("domain '" + vm + "' has writable disks " + String.join(", ", disks)
+                        + ", and colo does not replicate disks yet: its SVM would run on a different disk. Protect a diskless domain, "
+                        + "or mark the disks <readonly/> if they are identical on both hosts");
             }
             String mac = current.macAddresses().get(0);
             DomainXml wanted = shaper.pvm(current, mac);

@@ -40,7 +40,7 @@ public final class UnackedSvmOutput {
         this.maxBytes = maxBytes;
     }
 
-    /** A frame the running SVM sent, before it leaves; a copy is kept if it carries data or FIN. */
+    /** A frame the running SVM sent, before it leaves; a copy is kept if it carries data, SYN or FIN. */
     public void onSvmOutput(Frame frame) {
         if (view.parse(frame.ethernet()).classification() != Classification.TCP) {
             return;
@@ -50,9 +50,11 @@ public final class UnackedSvmOutput {
             forget(flow);
             return;
         }
-        int length = view.payloadLength() + (view.hasFlag(PacketView.TCP_FIN) ? 1 : 0);
-        if (length == 0 || view.hasFlag(PacketView.TCP_SYN)) {
-            return; // pure ACKs carry nothing to wait for; a SYN-ACK the client's SYN retry gets anyway
+        // A SYN-ACK counts too: a client whose SYN-ACK the primary still held would otherwise wait
+        // for its own SYN back-off (1, 3, 7 s) or the SVM's.
+        int length = view.payloadLength() + (view.hasFlag(PacketView.TCP_FIN) ? 1 : 0) + (view.hasFlag(PacketView.TCP_SYN) ? 1 : 0);
+        if (length == 0) {
+            return; // pure ACKs carry nothing to wait for
         }
         ArrayDeque<Segment> q = byFlow.computeIfAbsent(flow, k -> new ArrayDeque<>());
         q.addLast(new Segment(view.seq(), length, new Frame(frame.data().copy(), frame.vnetHdrLen())));

@@ -105,6 +105,37 @@ public final class DomainXml {
         return file && shared;
     }
 
+    /**
+     * The domain's writable disks (target name and source), in order. A disk marked
+     * {@code <readonly/>} is left out; so are CD-ROMs and floppies. colo does not replicate disks yet.
+     */
+    public List<String> writableDisks() {
+        List<String> out = new ArrayList<>();
+        Optional<Element> devices = child(root(), "devices");
+        if (devices.isEmpty()) {
+            return out;
+        }
+        NodeList disks = devices.get().getElementsByTagName("disk");
+        for (int i = 0; i < disks.getLength(); i++) {
+            Element d = (Element) disks.item(i);
+            String device = d.getAttribute("device");
+            if (!(device.isEmpty() || device.equals("disk") || device.equals("lun")) || child(d, "readonly").isPresent()) {
+                continue;
+            }
+            String target = child(d, "target").map(t -> t.getAttribute("dev")).orElse("?");
+            String source = child(d, "source").map(src -> {
+                for (String a : new String[] {"file", "dev", "name", "volume"}) {
+                    if (!src.getAttribute(a).isEmpty()) {
+                        return src.getAttribute(a);
+                    }
+                }
+                return "?";
+            }).orElse("no source");
+            out.add(target + " (" + source + ")");
+        }
+        return out;
+    }
+
     /** The MAC addresses of the domain's NICs, in order. */
     public List<String> macAddresses() {
         List<String> macs = new ArrayList<>();

@@ -71,4 +71,16 @@ class DomainXmlTest {
         assertThatThrownBy(() -> DomainXml.parse("<!DOCTYPE d [<!ENTITY e SYSTEM 'file:///etc/passwd'>]><domain>&e;</domain>"))
                 .isInstanceOf(HypervisorException.class);
     }
+
+    @Test
+    void writableDisksAreListedAndReadOnlyOnesAndCdromsAreNot() {
+        DomainXml x = DomainXml.parse("<domain type='qemu'><name>db</name><memory unit='MiB'>256</memory><devices>"
+                + "<disk type='file' device='disk'><source file='/var/lib/libvirt/images/root.img'/><target dev='vda' bus='virtio'/><readonly/></disk>"
+                + "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='/var/lib/libvirt/images/data.qcow2'/>"
+                + "<target dev='vdb' bus='virtio'/></disk>"
+                + "<disk type='file' device='cdrom'><target dev='sda' bus='sata'/></disk>"
+                + "</devices></domain>");
+        assertThat(x.writableDisks()).containsExactly("vdb (/var/lib/libvirt/images/data.qcow2)");
+        assertThat(DomainXml.parse(OPERATOR_XML).writableDisks()).isEmpty();
+    }
 }
