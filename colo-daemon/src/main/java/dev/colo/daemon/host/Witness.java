@@ -1,7 +1,14 @@
 package dev.colo.daemon.host;
 
 import java.io.IOException;
+import java.net.ConnectException;
 import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.nio.channels.SelectionKey;
+import java.nio.channels.Selector;
+import java.nio.channels.SocketChannel;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * Reachability checks for failover decisions, Pacemaker-ping style: ICMP echo (as root, Java's
@@ -33,11 +40,11 @@ public final class Witness {
      * way one attempt fails half the time, ten fail together about once in a thousand. A refusal
      * answers at once.
      */
-    public static Answer connect(java.net.InetSocketAddress address, long timeoutMs) {
+    public static Answer connect(InetSocketAddress address, long timeoutMs) {
         long t0 = System.nanoTime();
         String where = address.getHostString() + ":" + address.getPort();
-        java.util.List<java.nio.channels.SocketChannel> open = new java.util.ArrayList<>();
-        try (java.nio.channels.Selector selector = java.nio.channels.Selector.open()) {
+        List<SocketChannel> open = new ArrayList<>();
+        try (Selector selector = Selector.open()) {
             long deadline = t0 + timeoutMs * 1_000_000L;
             long nextAttempt = t0;
             int attempts = 0;
@@ -47,24 +54,24 @@ public final class Witness {
                     return new Answer(false, -1, where + " silent for " + timeoutMs + " ms (" + attempts + " attempts)");
                 }
                 if (now >= nextAttempt) {
-                    java.nio.channels.SocketChannel ch = java.nio.channels.SocketChannel.open();
+                    SocketChannel ch = SocketChannel.open();
                     open.add(ch);
                     ch.configureBlocking(false);
                     attempts++;
                     if (ch.connect(address)) {
                         return accepted(where, t0);
                     }
-                    ch.register(selector, java.nio.channels.SelectionKey.OP_CONNECT);
+                    ch.register(selector, SelectionKey.OP_CONNECT);
                     nextAttempt = now + CONNECT_SPACING_MS * 1_000_000L;
                 }
                 long waitMs = Math.max(1, (Math.min(deadline, nextAttempt) - System.nanoTime()) / 1_000_000);
                 selector.select(waitMs);
-                for (java.nio.channels.SelectionKey k : selector.selectedKeys()) {
+                for (SelectionKey k : selector.selectedKeys()) {
                     try {
-                        if (((java.nio.channels.SocketChannel) k.channel()).finishConnect()) {
+                        if (((SocketChannel) k.channel()).finishConnect()) {
                             return accepted(where, t0);
                         }
-                    } catch (java.net.ConnectException e) {
+                    } catch (ConnectException e) {
                         return new Answer(false, -1, where + " refused (" + e.getMessage() + ")", true);
                     } catch (IOException e) {
                         k.cancel(); // this attempt failed some other way (unreachable); others go on
@@ -73,9 +80,9 @@ public final class Witness {
                 selector.selectedKeys().clear();
             }
         } catch (IOException e) {
-            return new Answer(false, -1, where + " refused (" + e.getMessage() + ")", e instanceof java.net.ConnectException);
+            return new Answer(false, -1, where + " refused (" + e.getMessage() + ")", e instanceof ConnectException);
         } finally {
-            for (java.nio.channels.SocketChannel ch : open) {
+            for (SocketChannel ch : open) {
                 try {
                     ch.close();
                 } catch (IOException ignored) {

@@ -24,7 +24,7 @@ public final class HostReachability implements Reachability {
         CompletableFuture<Answer> f = new CompletableFuture<>();
         lane.execute(() -> {
             Witness.Answer a = check.get();
-            f.complete(new Answer(a.answered(), a.rttMs(), a.evidence(), a.refused()));
+            f.complete(new Answer(a.answered(), a.rttMs(), a.evidence()));
         });
         return f;
     }

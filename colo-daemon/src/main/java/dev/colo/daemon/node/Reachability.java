@@ -9,14 +9,10 @@ import java.util.concurrent.CompletionStage;
  */
 public interface Reachability {
     /**
-     * The answer and how long it took. {@code refused}: the host answered that nothing listens
-     * (definitive), as opposed to silence.
+     * The answer and how long it took. A refusal and silence both count as "not answered": the
+     * probe needs the VM's silence as well either way; the evidence text tells them apart.
      */
-    record Answer(boolean answered, long rttMs, String evidence, boolean refused) {
-        public Answer(boolean answered, long rttMs, String evidence) {
-            this(answered, rttMs, evidence, false);
-        }
-    }
+    record Answer(boolean answered, long rttMs, String evidence) {}
 
     /** Does the witness (a third address both hosts can reach) answer? */
     CompletionStage<Answer> witness();

@@ -2,8 +2,8 @@ package dev.colo.daemon.node;
 
 import dev.colo.daemon.failover.FailoverStateMachine.Verdict;
 import dev.colo.runtime.Clock;
-import java.util.concurrent.CompletableFuture;
 import dev.colo.daemon.node.Reachability.Answer;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 
 /**

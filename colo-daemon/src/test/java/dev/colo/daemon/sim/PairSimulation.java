@@ -153,7 +153,7 @@ final class PairSimulation {
                 return after(timeout, new Answer(false, -1, "peer daemon silent (partition)"));
             }
             if (peer == null || !peer.alive()) {
-                return after(MS, new Answer(false, -1, "peer daemon refused (no daemon)", true));
+                return after(MS, new Answer(false, -1, "peer daemon refused (no daemon)"));
             }
             return after(MS, new Answer(true, 1, "peer daemon accepted a connection in 1 ms"));
         }
