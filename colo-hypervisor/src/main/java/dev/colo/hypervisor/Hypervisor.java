@@ -82,6 +82,20 @@ public interface Hypervisor extends AutoCloseable {
      */
     void loadDeviceState(DomainRef standby, DeviceState state, Duration timeout);
 
+    /**
+     * Saves the device state of a paused domain and nothing else: no RAM block of any kind (not
+     * even ROMs), so only a {@link ReusableSvm} that already runs the same machine can load it. Much
+     * cheaper than {@link #saveDeviceState}; the domain stays paused, its disks stay active.
+     */
+    DeviceState saveDevices(DomainRef domain, Duration timeout);
+
+    /**
+     * Like {@link #loadDeviceState} ({@code full} comes from {@link #saveDeviceState}), but the
+     * standby becomes an SVM that takes later checkpoints in place. Unlike there, the SVM already
+     * runs when this returns. A failure destroys the standby.
+     */
+    ReusableSvm loadReusable(DomainRef standby, DeviceState full, Duration timeout);
+
     /** Maps the guest RAM file of a running domain with shared file-backed memory. */
     GuestRam mapGuestRam(DomainRef domain);
 

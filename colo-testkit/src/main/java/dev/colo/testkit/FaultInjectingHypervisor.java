@@ -9,6 +9,7 @@ import dev.colo.hypervisor.GuestRam;
 import dev.colo.hypervisor.Hypervisor;
 import dev.colo.hypervisor.HypervisorException;
 import dev.colo.hypervisor.LifecycleListener;
+import dev.colo.hypervisor.ReusableSvm;
 import java.time.Duration;
 import java.util.List;
 import java.util.Optional;
@@ -122,6 +123,46 @@ public final class FaultInjectingHypervisor implements Hypervisor {
     public void loadDeviceState(DomainRef standby, DeviceState state, Duration timeout) {
         maybeTimeOut(standby, "migrate-incoming", timeout);
         real.loadDeviceState(standby, state, timeout);
+    }
+
+    @Override
+    public DeviceState saveDevices(DomainRef domain, Duration timeout) {
+        maybeTimeOut(domain, "xen-save-devices-state", timeout);
+        return real.saveDevices(domain, timeout);
+    }
+
+    @Override
+    public ReusableSvm loadReusable(DomainRef standby, DeviceState full, Duration timeout) {
+        maybeTimeOut(standby, "migrate-incoming", timeout);
+        ReusableSvm svm = real.loadReusable(standby, full, timeout);
+        return new ReusableSvm() {
+            @Override
+            public DomainRef domain() {
+                return svm.domain();
+            }
+
+            @Override
+            public void stop(Duration t) {
+                maybeTimeOut(standby, "colo-stop", t);
+                svm.stop(t);
+            }
+
+            @Override
+            public void load(DeviceState devices, Duration t) {
+                maybeTimeOut(standby, "colo-load", t);
+                svm.load(devices, t);
+            }
+
+            @Override
+            public void release(Duration t) {
+                svm.release(t);
+            }
+
+            @Override
+            public void close() {
+                svm.close();
+            }
+        };
     }
 
     @Override

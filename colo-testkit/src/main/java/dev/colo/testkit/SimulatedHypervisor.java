@@ -14,6 +14,7 @@ import dev.colo.hypervisor.HypervisorException.Kind;
 import dev.colo.hypervisor.LifecycleEvent;
 import dev.colo.hypervisor.LifecycleListener;
 import dev.colo.hypervisor.QmpException;
+import dev.colo.hypervisor.ReusableSvm;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -55,6 +56,8 @@ public final class SimulatedHypervisor implements Hypervisor {
         boolean postMigrate;
         /** The guest has run in this process (a loaded standby's first cont starts it from its RAM). */
         boolean guestRan;
+        /** Loaded as a reusable SVM and not released: it takes checkpoints in place. */
+        boolean colo;
 
         Sim(String name, String uuid, String xml) {
             this.name = name;
@@ -100,6 +103,13 @@ public final class SimulatedHypervisor implements Hypervisor {
         }
 
         default void stopped(DomainRef domain) {
+        }
+
+        /**
+         * A reusable SVM loaded a checkpoint in place and runs again: its guest starts over from
+         * what the RAM holds, while what waited unread in its NIC socket stays there.
+         */
+        default void reloaded(DomainRef domain) {
         }
     }
 
@@ -261,6 +271,7 @@ public final class SimulatedHypervisor implements Hypervisor {
             s.deviceState = ("boot:" + s.name).getBytes(StandardCharsets.UTF_8);
             s.incoming = s.xml.contains("'-incoming'") || s.xml.contains("\"-incoming\"");
             s.loaded = false;
+            s.colo = false;
             s.postMigrate = false;
             s.guestRan = !paused;
             s.state = paused ? DomainState.PAUSED : DomainState.RUNNING;
@@ -442,6 +453,9 @@ public final class SimulatedHypervisor implements Hypervisor {
             if (s.loaded) {
                 throw new QmpException("migrate-incoming", "GenericError", "The incoming migration has already been started");
             }
+            if (devicesOnly(state)) {
+                throw new HypervisorException(Kind.STREAM, "device-state load into " + s.name + " failed: a devices-only save has no ROMs to boot from");
+            }
             if (truncateNextLoad.remove(s.name)) {
                 throw new HypervisorException(Kind.STREAM, "device-state load into " + s.name + " failed: stream ended after "
                         + state.size() / 2 + " of " + state.size() + " bytes");
@@ -453,6 +467,132 @@ public final class SimulatedHypervisor implements Hypervisor {
         }
         s.deviceState = state.bytes();
         s.loaded = true;
+    }
+
+    /** What a devices-only save starts with: the simulation refuses to load it anywhere but in place, as QEMU cannot either. */
+    private static final String DEVICES_ONLY = "devices-only:";
+
+    @Override
+    public synchronized DeviceState saveDevices(DomainRef domain, Duration timeout) {
+        check("save devices");
+        Sim s = sim(domain);
+        qmpLog.add(s.name + ":xen-save-devices-state");
+        if (s.state != DomainState.PAUSED) {
+            throw new HypervisorException(Kind.INVALID_STATE, "devices-only save of " + s.name + " needs a paused domain, it is " + s.state);
+        }
+        if (qmpTimeouts.getOrDefault(s.name, Set.of()).contains("xen-save-devices-state")) {
+            throw new HypervisorException(Kind.TIMEOUT, "QMP xen-save-devices-state on " + s.name + " got no answer within " + timeout.toMillis() + " ms");
+        }
+        cost("save-devices");
+        byte[] prefix = DEVICES_ONLY.getBytes(StandardCharsets.UTF_8);
+        byte[] out = new byte[prefix.length + s.deviceState.length];
+        System.arraycopy(prefix, 0, out, 0, prefix.length);
+        System.arraycopy(s.deviceState, 0, out, prefix.length, s.deviceState.length);
+        return new DeviceState(out);
+    }
+
+    private static boolean devicesOnly(DeviceState d) {
+        return new String(d.bytes(), StandardCharsets.UTF_8).startsWith(DEVICES_ONLY);
+    }
+
+    @Override
+    public ReusableSvm loadReusable(DomainRef standby, DeviceState full, Duration timeout) {
+        DomainRef ref;
+        synchronized (this) {
+            Sim s = sim(standby);
+            if (devicesOnly(full)) {
+                s.state = DomainState.SHUTOFF;
+                throw new HypervisorException(Kind.STREAM, "reusable load into " + s.name + " failed: a devices-only save has no ROMs to boot from");
+            }
+            loadDeviceState(standby, full, timeout);
+            qmpLog.add(s.name + ":x-colo");
+            // QEMU's COLO secondary runs the SVM itself once it loaded.
+            s.colo = true;
+            s.state = DomainState.RUNNING;
+            s.guestRan = true;
+            guests.resumed(s.ref(), true);
+            ref = s.ref();
+        }
+        return new SimReusableSvm(ref);
+    }
+
+    /** QEMU's COLO secondary mode as the simulation sees it: stop, load in place, release. */
+    private final class SimReusableSvm implements ReusableSvm {
+        private final DomainRef ref;
+        private boolean broken;
+
+        SimReusableSvm(DomainRef ref) {
+            this.ref = ref;
+        }
+
+        @Override
+        public DomainRef domain() {
+            return ref;
+        }
+
+        private Sim usable(String what, Duration timeout) {
+            check(what);
+            Sim s = sim(ref);
+            if (broken || !s.colo || !s.state.isActive()) {
+                broken = true;
+                throw new HypervisorException(Kind.INVALID_STATE, "cannot " + what + " " + s.name + ": its COLO channel is gone");
+            }
+            if (qmpTimeouts.getOrDefault(s.name, Set.of()).contains(what)) {
+                broken = true;
+                throw new HypervisorException(Kind.TIMEOUT, "no COLO answer from " + s.name + " to " + what + " within " + timeout.toMillis() + " ms");
+            }
+            return s;
+        }
+
+        @Override
+        public void stop(Duration timeout) {
+            synchronized (SimulatedHypervisor.this) {
+                Sim s = usable("colo-stop", timeout);
+                qmpLog.add(s.name + ":colo-stop");
+                cost("colo-stop");
+                if (s.state == DomainState.RUNNING) {
+                    guests.pausing(s.ref());
+                }
+                s.state = DomainState.PAUSED;
+            }
+        }
+
+        @Override
+        public void load(DeviceState devices, Duration timeout) {
+            synchronized (SimulatedHypervisor.this) {
+                Sim s = usable("colo-load", timeout);
+                qmpLog.add(s.name + ":colo-load");
+                if (!devicesOnly(devices)) {
+                    broken = true;
+                    throw new HypervisorException(Kind.STREAM, "COLO load into " + s.name + " failed: not a devices-only save");
+                }
+                if (s.state != DomainState.PAUSED) {
+                    broken = true;
+                    throw new HypervisorException(Kind.INVALID_STATE, "COLO load into " + s.name + " needs it stopped first");
+                }
+                cost("colo-load");
+                byte[] b = devices.bytes();
+                int skip = DEVICES_ONLY.getBytes(StandardCharsets.UTF_8).length;
+                s.deviceState = java.util.Arrays.copyOfRange(b, skip, b.length);
+                s.state = DomainState.RUNNING;
+                guests.reloaded(s.ref());
+            }
+        }
+
+        @Override
+        public void release(Duration timeout) {
+            synchronized (SimulatedHypervisor.this) {
+                Sim s = sim(ref);
+                qmpLog.add(s.name + ":x-colo-lost-heartbeat");
+                s.colo = false;
+                broken = true;
+            }
+        }
+
+        @Override
+        public void close() {
+            broken = true;
+        }
     }
 
     @Override

@@ -57,6 +57,54 @@ public final class DirtyPageScanner {
         return all;
     }
 
+    /**
+     * The other direction: brings {@code target} back to the shadow, writing only the pages that
+     * differ (a reused SVM's own writes since its last checkpoint, and the new checkpoint's pages
+     * once they are in the shadow). Returns how many pages it wrote.
+     */
+    public long restore(ShadowMemory from, GuestRam target) {
+        if (target.size() != from.size()) {
+            throw new IllegalArgumentException("guest RAM is " + target.size() + " bytes but the shadow is " + from.size());
+        }
+        int stripe = Math.min(STRIPE, Math.min(target.chunkSize(), from.chunkSize()));
+        List<Future<Long>> parts = new ArrayList<>();
+        for (long off = 0; off < target.size(); off += stripe) {
+            long start = off;
+            int len = (int) Math.min(stripe, target.size() - off);
+            parts.add(pool.submit(() -> restoreStripe(from.view(start, len), target, start)));
+        }
+        long written = 0;
+        try {
+            for (Future<Long> f : parts) {
+                written += f.get();
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("RAM restore interrupted", e);
+        } catch (ExecutionException e) {
+            throw new IllegalStateException("RAM restore failed: " + e.getCause(), e.getCause());
+        }
+        return written;
+    }
+
+    private static long restoreStripe(ByteBuffer shadow, GuestRam target, long baseOffset) {
+        ByteBuffer live = target.view(baseOffset, shadow.limit());
+        long n = 0;
+        int pos = 0;
+        int limit = shadow.limit();
+        while (pos < limit) {
+            int m = live.slice(pos, limit - pos).mismatch(shadow.slice(pos, limit - pos));
+            if (m < 0) {
+                break;
+            }
+            int pageStart = (pos + m) / GuestRam.PAGE_SIZE * GuestRam.PAGE_SIZE;
+            target.write(baseOffset + pageStart, shadow.slice(pageStart, GuestRam.PAGE_SIZE));
+            n++;
+            pos = pageStart + GuestRam.PAGE_SIZE;
+        }
+        return n;
+    }
+
     /** One stripe: mismatch, copy the page that differs, go on after it. */
     static long[] scanStripe(ByteBuffer live, ByteBuffer shadow, long baseOffset) {
         long[] out = new long[16];

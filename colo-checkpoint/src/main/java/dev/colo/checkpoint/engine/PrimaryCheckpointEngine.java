@@ -14,6 +14,7 @@ import dev.colo.checkpoint.link.proto.CheckpointAbort;
 import dev.colo.checkpoint.link.proto.CheckpointBegin;
 import dev.colo.checkpoint.link.proto.CheckpointCommit;
 import dev.colo.checkpoint.link.proto.DeviceState;
+import dev.colo.checkpoint.link.proto.DeviceStateForm;
 import dev.colo.checkpoint.link.proto.Envelope;
 import dev.colo.checkpoint.link.proto.PageBatch;
 import dev.colo.checkpoint.link.proto.Role;
@@ -101,6 +102,15 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
     private long[] capturedPages = new long[0];
     private byte[] capturedDevice = new byte[0];
     private boolean capturedFull;
+    private DeviceStateForm capturedForm = DeviceStateForm.MIGRATION_STREAM;
+    /**
+     * The secondary's last acknowledgement said its SVM takes the next checkpoint in place, so the
+     * PVM saves only its devices (a few ms) instead of the whole migration stream. Any failure
+     * clears it: the retry is full and goes to a fresh standby.
+     */
+    private volatile boolean secondaryReusesSvm;
+    /** Checkpoints the secondary loaded in place, for the committed line; coordinator lane. */
+    private final java.util.Set<Long> loadedInPlace = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
     /**
      * @param lastSeq the pair's last checkpoint so far; this engine's first (full) checkpoint is
@@ -157,7 +167,11 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
     /** An acknowledgement from the secondary. */
     public void onAck(dev.colo.checkpoint.link.proto.CheckpointAck ack) {
         long t = now();
+        secondaryReusesSvm = ack.getStatus() == Status.OK && ack.getSvmReusable();
         if (ack.getStatus() == Status.OK) {
+            if (ack.getLoadedInPlace()) {
+                loadedInPlace.add(ack.getCheckpointSeq());
+            }
             post(() -> coordinator.onAck(ack.getCheckpointSeq(), ack.getSvmReadyNs(), t));
         } else {
             post(() -> coordinator.onStepFailed(ack.getCheckpointSeq(), Step.ACK, "secondary: " + ack.getStatus() + " " + ack.getDetail(), t));
@@ -166,6 +180,7 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
 
     /** The link to the secondary went down: whatever is in flight cannot complete. */
     public void onLinkDown(String why) {
+        secondaryReusesSvm = false;
         post(() -> coordinator.onStepFailed(coordinator.attemptSeq(), Step.SHIP, "link down: " + why, now()));
     }
 
@@ -230,8 +245,9 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
             // Both need only a paused PVM: save device state while the pages are scanned.
             long t0 = now();
             long[] saveDone = new long[1];
+            DeviceStateForm form = !full && secondaryReusesSvm ? DeviceStateForm.DEVICES_ONLY : DeviceStateForm.MIGRATION_STREAM;
             java.util.concurrent.Future<byte[]> save = runtime.parallel().submit(() -> {
-                byte[] b = hv.saveDeviceState(pvm, QMP).bytes();
+                byte[] b = (form == DeviceStateForm.DEVICES_ONLY ? hv.saveDevices(pvm, QMP) : hv.saveDeviceState(pvm, QMP)).bytes();
                 saveDone[0] = now();
                 return b;
             });
@@ -252,10 +268,11 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
             capturedPages = pages;
             capturedDevice = device;
             capturedFull = full;
+            capturedForm = form;
             long t = now();
             log.atDebug().addKeyValue("pair", pair).addKeyValue("ckpt", seq).addKeyValue("pages", pages.length)
                     .addKeyValue("scan_ms", String.format("%.1f", (tScan - t0) / 1e6))
-                    .addKeyValue("save_ms", String.format("%.1f", (saveDone[0] - t0) / 1e6))
+                    .addKeyValue("save_ms", String.format("%.1f", (saveDone[0] - t0) / 1e6)).addKeyValue("device_state", form)
                     .addKeyValue("capture_ms", String.format("%.1f", (t - t0) / 1e6)).log("checkpoint captured");
             post(() -> coordinator.onCaptured(seq, pages.length, (long) pages.length * GuestRam.PAGE_SIZE, 0, device.length, t));
         });
@@ -286,11 +303,11 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
             }
             CRC32C crc = new CRC32C();
             crc.update(capturedDevice);
-            // Device state is ~600 KB, mostly ROM and BIOS images: it compresses well.
+            // A migration stream is ~600 KB, mostly ROM and BIOS images: it compresses well.
             byte[] packedDevice = codec.compress(capturedDevice, capturedDevice.length);
             messages.add(envelope(Envelope.newBuilder().setDeviceState(DeviceState.newBuilder().setCheckpointSeq(seq)
                     .setState(ByteString.copyFrom(packedDevice)).setCrc32C((int) crc.getValue()).setCodec(codec.wireName())
-                    .setRawLength(capturedDevice.length))));
+                    .setRawLength(capturedDevice.length).setForm(capturedForm))));
             messages.add(envelope(Envelope.newBuilder().setCheckpointCommit(CheckpointCommit.newBuilder().setCheckpointSeq(seq)
                     .setBatches(enc.batches().size()).setDirtyPages(capturedPages.length))));
             long wire = enc.wireBytes() + packedDevice.length;
@@ -339,6 +356,7 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
     @Override
     public void abandon(long seq, String reason) {
         shippingSeq = -1;
+        secondaryReusesSvm = false;
         listener.onAbandon(seq, reason);
         link.send(envelope(Envelope.newBuilder().setCheckpointAbort(CheckpointAbort.newBuilder().setCheckpointSeq(seq).setReason(reason))));
     }
@@ -354,7 +372,8 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
                 .addKeyValue("trigger", r.trigger().name().toLowerCase()).addKeyValue("reason", r.reason()).addKeyValue("full", r.full())
                 .addKeyValue("outcome", r.outcome()).addKeyValue("paused_ms", String.format("%.1f", r.pausedNs() / 1e6))
                 .addKeyValue("dirty_pages", r.dirtyPages()).addKeyValue("raw_bytes", r.rawBytes()).addKeyValue("wire_bytes", r.wireBytes())
-                .addKeyValue("device_state_bytes", r.deviceStateBytes()).addKeyValue("svm_ready_ms", String.format("%.1f", r.svmReadyNs() / 1e6))
+                .addKeyValue("device_state_bytes", r.deviceStateBytes()).addKeyValue("svm_in_place", loadedInPlace.remove(r.seq()))
+                .addKeyValue("svm_ready_ms", String.format("%.1f", r.svmReadyNs() / 1e6))
                 .log(r.committed() ? "checkpoint committed" : "checkpoint aborted");
         listener.onRecord(r);
     }

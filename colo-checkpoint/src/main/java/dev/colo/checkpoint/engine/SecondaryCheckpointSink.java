@@ -1,9 +1,11 @@
 package dev.colo.checkpoint.engine;
 
+import dev.colo.checkpoint.dirty.DirtyPageScanner;
 import dev.colo.checkpoint.dirty.ShadowMemory;
 import dev.colo.checkpoint.link.LinkProtocol;
 import dev.colo.checkpoint.link.proto.CheckpointAck;
 import dev.colo.checkpoint.link.proto.CheckpointCommit;
+import dev.colo.checkpoint.link.proto.DeviceStateForm;
 import dev.colo.checkpoint.link.proto.Envelope;
 import dev.colo.checkpoint.link.proto.Role;
 import dev.colo.checkpoint.link.proto.Status;
@@ -14,6 +16,7 @@ import dev.colo.hypervisor.DomainRef;
 import dev.colo.hypervisor.GuestRam;
 import dev.colo.hypervisor.Hypervisor;
 import dev.colo.hypervisor.HypervisorException;
+import dev.colo.hypervisor.ReusableSvm;
 import dev.colo.runtime.Lane;
 import dev.colo.runtime.LifeCycle;
 import dev.colo.runtime.NodeRuntime;
@@ -23,11 +26,15 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The secondary half of the engine. It keeps a hot standby started with {@code -incoming defer} and
- * its RAM already filled from the secondary's shadow (guest RAM as of the last checkpoint), so a
- * checkpoint only writes the dirty pages, loads device state and runs it. The new SVM then replaces
- * the old one, which is retired. Anything wrong keeps the old SVM and tells the primary why, with a
- * status of its own.
+ * The secondary half of the engine. With SVM reuse (the default), the SVM is one QEMU process that
+ * takes every checkpoint in place ({@link ReusableSvm}): it is stopped, its RAM is brought back to
+ * the secondary's shadow (guest RAM as of the checkpoint, which undoes the SVM's own writes), the
+ * checkpoint's devices are loaded and it runs on. Before it stops, it gets no more input and reads
+ * what it was given, so nothing it already read reaches it twice. A full checkpoint (the first of a
+ * pairing, after an abort) goes to a hot standby started with {@code -incoming defer}, its RAM
+ * already filled from the shadow, which then replaces the old SVM; without reuse every checkpoint
+ * does. Anything wrong before the SVM stops keeps it running and tells the primary why, with a
+ * status of its own; a reused SVM that fails after it stopped is destroyed (the SVM is lost).
  *
  * <p>Where a checkpoint is, is one {@link State} changed only through {@link #state}; the
  * standbys' pipeline is a {@link StandbyPool}. Everything runs on the sink's lane; standbys start on
@@ -45,6 +52,8 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
         ASSEMBLING,
         /** The checkpoint is complete and verified, but no standby is filled yet. */
         AWAITING_STANDBY,
+        /** The checkpoint is complete and verified and goes into the running SVM in place: it reads its last input. */
+        RELOADING,
         /** The SVM took over: checkpoint messages are ignored. Final but for close. */
         TOOK_OVER,
         CLOSED
@@ -68,6 +77,29 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
 
         /** Checkpoint {@code seq} will not become an SVM: drop what was kept for it. */
         default void onCheckpointDropped(long seq, String why) {
+        }
+
+        /**
+         * Checkpoint {@code seq} goes into the running SVM in place: give it no more input (keep
+         * it for the SVM of {@code seq}), so that it can read what it has before it stops.
+         */
+        default void onSvmReloading(long seq) {
+        }
+
+        /** Polled during {@link #onSvmReloading}: how many frames written to the SVM it has not read; -1 unknown. */
+        default int svmUnread(long seq) {
+            return 0;
+        }
+
+        /** The in-place load of {@code seq} is given up before the SVM stopped: feed it again. */
+        default void onSvmReloadAbandoned(long seq) {
+        }
+
+        /**
+         * {@code svm} is about to run checkpoint {@code seq} by itself (a reusable load runs it as
+         * it finishes): keep what it sends from now on for {@link #onSvmStarting}.
+         */
+        default void onSvmLoading(long seq, DomainRef svm) {
         }
     }
 
@@ -98,9 +130,33 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
     private String assemblyFailure;
     private CheckpointCommit pendingCommit;
     private long pendingSinceNs;
+    private final boolean reuseSvm;
+    private final DirtyPageScanner scanner;
+    /** The running SVM's checkpoint channel when it takes checkpoints in place, else null. */
+    private ReusableSvm inPlace;
+    /** The running SVM's RAM, mapped while it takes checkpoints in place. */
+    private GuestRam svmRam;
+    /** The in-place load in hand: its device state and until when the SVM may take to read its input. */
+    private byte[] reloadDevices;
+    private long reloadDeadlineNs;
+    /** The checkpoint the filled standby's RAM was copied at: a later in-place commit makes it stale. */
+    private long committedSeq;
 
+    /** How long a reused SVM may take to read the input it was given before it stops. */
+    static final long DRAIN_NS = 100_000_000L;
+    private static final long DRAIN_POLL_NS = 1_000_000L;
+
+    /** Without SVM reuse: every checkpoint goes into a fresh standby. */
     public SecondaryCheckpointSink(String pair, NodeRuntime runtime, Hypervisor hv, StandbyFactory factory, long guestRamBytes,
             LinkPort link, LongSupplier term, Listener listener) {
+        this(pair, runtime, hv, factory, guestRamBytes, link, term, listener, false);
+    }
+
+    /** @param reuseSvm load each checkpoint into the running SVM in place (standbys only for full checkpoints) */
+    public SecondaryCheckpointSink(String pair, NodeRuntime runtime, Hypervisor hv, StandbyFactory factory, long guestRamBytes,
+            LinkPort link, LongSupplier term, Listener listener, boolean reuseSvm) {
+        this.reuseSvm = reuseSvm;
+        this.scanner = new DirtyPageScanner(runtime.parallel());
         this.pair = pair;
         this.runtime = runtime;
         this.hv = hv;
@@ -126,15 +182,16 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
                     public void failed() {
                         onStandbyFailed();
                     }
-                });
+                }, reuseSvm ? 1 : 2);
     }
 
     /** The single gate for every change of state. */
     private void state(State next, String why) {
         boolean ok = switch (state) {
             case IDLE -> next == State.ASSEMBLING || next == State.TOOK_OVER || next == State.CLOSED;
-            case ASSEMBLING -> next == State.IDLE || next == State.ASSEMBLING || next == State.AWAITING_STANDBY || next == State.TOOK_OVER
-                    || next == State.CLOSED;
+            case ASSEMBLING -> next == State.IDLE || next == State.ASSEMBLING || next == State.AWAITING_STANDBY || next == State.RELOADING
+                    || next == State.TOOK_OVER || next == State.CLOSED;
+            case RELOADING -> next == State.IDLE || next == State.ASSEMBLING || next == State.TOOK_OVER || next == State.CLOSED;
             case AWAITING_STANDBY -> next == State.IDLE || next == State.ASSEMBLING || next == State.TOOK_OVER || next == State.CLOSED;
             case TOOK_OVER -> next == State.CLOSED;
             case CLOSED -> false;
@@ -162,11 +219,11 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
     }
 
     /** The running SVM and the sink's state, read on its lane. */
-    public record View(State state, DomainRef svm) {}
+    public record View(State state, DomainRef svm, boolean svmInPlace) {}
 
     public View view() {
         try {
-            return lane.call(() -> new View(state, svm));
+            return lane.call(() -> new View(state, svm, inPlace != null));
         } catch (Exception ex) {
             throw new IllegalStateException("checkpoint sink did not answer: " + ex.getMessage(), ex);
         }
@@ -187,6 +244,9 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
                 if (state == State.TOOK_OVER || state == State.CLOSED) {
                     return svm;
                 }
+                if (state == State.RELOADING) {
+                    abandonReload("the SVM takes over");
+                }
                 if (assembling != null) {
                     listener.onCheckpointDropped(assembling.seq(), "the SVM took over");
                 }
@@ -194,6 +254,7 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
                 pendingCommit = null;
                 state(State.TOOK_OVER, "the SVM takes over");
                 pool.retireAll();
+                releaseInPlace();
                 return svm;
             });
         } catch (Exception ex) {
@@ -201,9 +262,36 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
         }
     }
 
+    /** The promoted SVM leaves QEMU's COLO mode and runs on as an ordinary VM; its mapping goes. */
+    private void releaseInPlace() {
+        if (inPlace == null) {
+            return;
+        }
+        long t0 = runtime.nowNs();
+        try {
+            inPlace.release(QMP);
+            log.atInfo().addKeyValue("pair", pair).addKeyValue("svm", svm.name())
+                    .addKeyValue("release_ms", String.format("%.1f", (runtime.nowNs() - t0) / 1e6))
+                    .log("SVM left its checkpoint channel and runs on as an ordinary VM");
+        } catch (HypervisorException ex) {
+            log.atWarn().addKeyValue("pair", pair).addKeyValue("svm", svm.name()).addKeyValue("reason", ex.getMessage())
+                    .log("SVM did not confirm that it left its checkpoint channel; it keeps running");
+        }
+        inPlace = null;
+        if (svmRam != null) {
+            svmRam.close();
+            svmRam = null;
+        }
+    }
+
     private void handle(Envelope e) {
         if (state == State.TOOK_OVER || state == State.CLOSED) {
             return;
+        }
+        if (state == State.RELOADING && (e.getBodyCase() == Envelope.BodyCase.CHECKPOINT_BEGIN
+                || e.getBodyCase() == Envelope.BodyCase.CHECKPOINT_ABORT)) {
+            // The primary gave up on the checkpoint the SVM is about to take: it never stopped.
+            abandonReload(e.getBodyCase() == Envelope.BodyCase.CHECKPOINT_BEGIN ? "a newer checkpoint began" : "abandoned by the primary");
         }
         try {
             switch (e.getBodyCase()) {
@@ -259,6 +347,10 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
         }
         pendingCommit = c;
         pendingSinceNs = runtime.nowNs();
+        if (assembling.form() == DeviceStateForm.DEVICES_ONLY) {
+            beginReload();
+            return;
+        }
         if (!pool.hasFilled()) {
             state(State.AWAITING_STANDBY, "checkpoint " + seq + " complete, waiting for a filled standby");
             pool.wanted();
@@ -287,10 +379,111 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
         }
     }
 
+    // --- a checkpoint in place ---
+
+    private void beginReload() {
+        long seq = pendingCommit.getCheckpointSeq();
+        if (inPlace == null) {
+            nack(seq, Status.LOAD_FAILED, "no SVM here takes checkpoints in place (it was replaced or lost); resend it in full");
+            drop(seq, "no SVM to load in place");
+            return;
+        }
+        try {
+            reloadDevices = assembling.verify(pendingCommit);
+        } catch (CorruptBatchException ex) {
+            nack(seq, Status.CORRUPT, ex.getMessage());
+            drop(seq, "corrupt");
+            return;
+        }
+        state(State.RELOADING, "checkpoint " + seq + " goes into the running SVM");
+        listener.onSvmReloading(seq);
+        reloadDeadlineNs = runtime.nowNs() + DRAIN_NS;
+        awaitDrained(seq);
+    }
+
+    /** Waits (on the lane's timer, never blocking it) until the SVM read the input it was given. */
+    private void awaitDrained(long seq) {
+        if (state != State.RELOADING || pendingCommit == null || pendingCommit.getCheckpointSeq() != seq) {
+            return;
+        }
+        int unread = listener.svmUnread(seq);
+        if (unread == 0) {
+            reload(seq);
+        } else if (runtime.nowNs() - reloadDeadlineNs > 0) {
+            abandonReload("the SVM did not read its input within " + DRAIN_NS / 1_000_000 + " ms (" + (unread < 0 ? "its NIC cannot tell"
+                    : unread + " frames unread") + ")");
+            nack(seq, Status.LOAD_FAILED, "the SVM did not read its input in time; the SVM keeps running");
+            drop(seq, "SVM did not drain");
+        } else {
+            lane.schedule(DRAIN_POLL_NS, life.guard(() -> awaitDrained(seq)));
+        }
+    }
+
+    private void abandonReload(String why) {
+        long seq = pendingCommit != null ? pendingCommit.getCheckpointSeq() : -1;
+        log.atInfo().addKeyValue("pair", pair).addKeyValue("ckpt", seq).addKeyValue("reason", why)
+                .log("in-place checkpoint given up before the SVM stopped; it runs on with its input");
+        listener.onSvmReloadAbandoned(seq);
+        reloadDevices = null;
+        state(State.ASSEMBLING, "checkpoint " + seq + " not loaded in place: " + why);
+    }
+
+    /** Stop, bring the RAM to the checkpoint, load the devices, run: one lane task, so no takeover cuts into it. */
+    private void reload(long seq) {
+        long t0 = runtime.nowNs();
+        long tStopped;
+        long pages;
+        try {
+            inPlace.stop(QMP);
+            tStopped = runtime.nowNs();
+            assembling.applyAgain(new ShadowRam(shadow));
+            // The SVM's own writes since the last checkpoint and the checkpoint's pages, in one pass.
+            pages = scanner.restore(shadow, svmRam);
+            listener.onSvmLoading(seq, svm);
+            inPlace.load(new DeviceState(reloadDevices), QMP);
+        } catch (HypervisorException | IllegalStateException ex) {
+            svmBroken(seq, ex.getMessage());
+            return;
+        }
+        long tLoaded = runtime.nowNs();
+        listener.onSvmStarting(seq, svm);
+        long readyNs = tLoaded - pendingSinceNs;
+        assembling = null;
+        pendingCommit = null;
+        reloadDevices = null;
+        committedSeq = seq;
+        state(State.IDLE, "checkpoint " + seq + " runs in the SVM");
+        listener.onSvmReplaced(seq, svm, null);
+        link.send(envelope().setCheckpointAck(CheckpointAck.newBuilder().setCheckpointSeq(seq).setStatus(Status.OK).setSvmReadyNs(readyNs)
+                .setSvmReusable(true).setLoadedInPlace(true)).build());
+        log.atDebug().addKeyValue("pair", pair).addKeyValue("ckpt", seq).addKeyValue("svm", svm.name()).addKeyValue("restored_pages", pages)
+                .addKeyValue("drain_ms", String.format("%.1f", (t0 - pendingSinceNs) / 1e6))
+                .addKeyValue("stop_ms", String.format("%.1f", (tStopped - t0) / 1e6))
+                .addKeyValue("load_ms", String.format("%.1f", (tLoaded - tStopped) / 1e6))
+                .addKeyValue("svm_ready_ms", String.format("%.1f", readyNs / 1e6)).log("SVM took the checkpoint in place");
+    }
+
+    /** The reused SVM stopped and could not be brought to the checkpoint: it is lost. */
+    private void svmBroken(long seq, String why) {
+        log.atError().addKeyValue("pair", pair).addKeyValue("ckpt", seq).addKeyValue("svm", svm.name()).addKeyValue("reason", why)
+                .log("SVM failed to take the checkpoint in place; it is destroyed and the primary must pair again");
+        nack(seq, Status.LOAD_FAILED, "the SVM failed to take the checkpoint in place: " + why);
+        drop(seq, "in-place load failed");
+        DomainRef lost = svm;
+        inPlace.close();
+        inPlace = null;
+        GuestRam ram = svmRam;
+        svmRam = null;
+        svm = null;
+        reloadDevices = null;
+        // Its lifecycle event tells the node that the SVM is gone (SVM_LOST to the primary).
+        pool.retire(lost, ram);
+    }
+
     private void drop(long seq, String why) {
         assembling = null;
         pendingCommit = null;
-        if (state == State.ASSEMBLING || state == State.AWAITING_STANDBY) {
+        if (state == State.ASSEMBLING || state == State.AWAITING_STANDBY || state == State.RELOADING) {
             state(State.IDLE, "checkpoint " + seq + " " + why);
         }
         listener.onCheckpointDropped(seq, why);
@@ -302,6 +495,10 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
         StandbyPool.Filled standby = pool.takeFilled();
         byte[] device;
         try {
+            if (reuseSvm && !assembling.full() && committedSeq > 0) {
+                // Filled before checkpoints that went in place: it must start from the shadow of now.
+                pool.refill(standby.ram());
+            }
             device = assembling.commit(c, standby.ram());
         } catch (CorruptBatchException ex) {
             pool.retire(standby.domain(), standby.ram());
@@ -311,15 +508,23 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
             return;
         }
         CheckpointAssembler done = assembling;
+        ReusableSvm reusable = null;
         try {
-            standby.ram().close();
-            hv.loadDeviceState(standby.domain(), new DeviceState(device), QMP);
-            listener.onSvmStarting(seq, standby.domain());
-            hv.resume(standby.domain(), QMP);
+            if (reuseSvm) {
+                // QEMU's COLO secondary runs the SVM as soon as it loaded: what it sends waits for onSvmStarting.
+                listener.onSvmLoading(seq, standby.domain());
+                reusable = hv.loadReusable(standby.domain(), new DeviceState(device), QMP);
+                listener.onSvmStarting(seq, standby.domain());
+            } else {
+                standby.ram().close();
+                hv.loadDeviceState(standby.domain(), new DeviceState(device), QMP);
+                listener.onSvmStarting(seq, standby.domain());
+                hv.resume(standby.domain(), QMP);
+            }
         } catch (HypervisorException ex) {
             log.atError().addKeyValue("pair", pair).addKeyValue("ckpt", seq).addKeyValue("standby", standby.domain().name())
                     .addKeyValue("reason", ex.getMessage()).log("standby failed to load the checkpoint; the current SVM keeps running");
-            pool.retire(standby.domain(), null);
+            pool.retire(standby.domain(), reuseSvm ? standby.ram() : null);
             nack(seq, Status.LOAD_FAILED, "standby failed to load: " + ex.getMessage());
             drop(seq, "load failed");
             pool.wanted();
@@ -331,14 +536,22 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
         assembling = null;
         pendingCommit = null;
         state(State.IDLE, "checkpoint " + seq + " runs as the SVM");
+        committedSeq = seq;
         DomainRef retired = svm;
+        ReusableSvm retiredChannel = inPlace;
+        GuestRam retiredRam = svmRam;
         svm = standby.domain();
+        inPlace = reusable;
+        svmRam = reusable != null ? standby.ram() : null;
         listener.onSvmReplaced(seq, svm, retired);
-        if (retired != null) {
-            pool.retire(retired, null);
+        if (retiredChannel != null) {
+            retiredChannel.close();
         }
-        link.send(envelope().setCheckpointAck(CheckpointAck.newBuilder().setCheckpointSeq(seq).setStatus(Status.OK).setSvmReadyNs(readyNs))
-                .build());
+        if (retired != null) {
+            pool.retire(retired, retiredRam);
+        }
+        link.send(envelope().setCheckpointAck(CheckpointAck.newBuilder().setCheckpointSeq(seq).setStatus(Status.OK).setSvmReadyNs(readyNs)
+                .setSvmReusable(reusable != null)).build());
         log.atInfo().addKeyValue("pair", pair).addKeyValue("ckpt", seq).addKeyValue("svm", svm.name())
                 .addKeyValue("svm_ready_ms", String.format("%.1f", readyNs / 1e6)).log("SVM replaced by the checkpoint's standby");
         pool.wanted();
@@ -362,10 +575,18 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
                 lane.call(() -> {
                     if (state != State.CLOSED) {
                         boolean keepSvm = state == State.TOOK_OVER;
+                        if (state == State.RELOADING) {
+                            listener.onSvmReloadAbandoned(pendingCommit != null ? pendingCommit.getCheckpointSeq() : -1);
+                        }
                         state = State.CLOSED;
                         pool.retireAll();
+                        if (inPlace != null) {
+                            inPlace.close();
+                            inPlace = null;
+                        }
                         if (svm != null && !keepSvm) {
-                            pool.retire(svm, null);
+                            pool.retire(svm, svmRam);
+                            svmRam = null;
                         }
                     }
                     return null;

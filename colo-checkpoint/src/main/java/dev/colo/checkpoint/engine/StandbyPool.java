@@ -56,12 +56,15 @@ final class StandbyPool {
     private final LifeCycle life;
     private final Events events;
     private final List<Standby> standbys = new ArrayList<>();
+    private final int wantedCount;
     private ShadowMemory shadow;
     private long next;
     private boolean retired;
 
+    /** @param wantedCount how many standbys to keep (filled or on their way) */
     StandbyPool(String pair, Hypervisor hv, SecondaryCheckpointSink.StandbyFactory factory, long guestRamBytes, Lane lane, Lane starter,
-            LifeCycle life, Events events) {
+            LifeCycle life, Events events, int wantedCount) {
+        this.wantedCount = wantedCount;
         this.pair = pair;
         this.hv = hv;
         this.factory = factory;
@@ -96,7 +99,7 @@ final class StandbyPool {
         throw new IllegalStateException("no filled standby");
     }
 
-    /** Keeps one standby filled and one more on its way. */
+    /** Keeps one standby filled and, with two wanted, one more on its way. */
     void wanted() {
         if (retired) {
             return;
@@ -109,18 +112,23 @@ final class StandbyPool {
                 }
             }
         }
-        while (standbys.size() < 2) {
+        while (standbys.size() < wantedCount) {
             startOne();
         }
     }
 
     private void fill(Standby s) {
-        for (long off = 0; off < guestRamBytes; off += shadow.chunkSize()) {
-            int len = (int) Math.min(shadow.chunkSize(), guestRamBytes - off);
-            s.ram.write(off, shadow.view(off, len));
-        }
+        refill(s.ram);
         s.stage = Stage.FILLED;
         events.filled();
+    }
+
+    /** Copies the whole shadow into {@code ram} (a standby that was filled before the last commit). */
+    void refill(GuestRam ram) {
+        for (long off = 0; off < guestRamBytes; off += shadow.chunkSize()) {
+            int len = (int) Math.min(shadow.chunkSize(), guestRamBytes - off);
+            ram.write(off, shadow.view(off, len));
+        }
     }
 
     private void startOne() {

@@ -3,6 +3,7 @@ package dev.colo.checkpoint.ship;
 import dev.colo.checkpoint.link.proto.CheckpointBegin;
 import dev.colo.checkpoint.link.proto.CheckpointCommit;
 import dev.colo.checkpoint.link.proto.DeviceState;
+import dev.colo.checkpoint.link.proto.DeviceStateForm;
 import dev.colo.checkpoint.link.proto.PageBatch;
 import dev.colo.hypervisor.GuestRam;
 import java.util.ArrayList;
@@ -21,6 +22,7 @@ public final class CheckpointAssembler {
     private final long pageCount;
     private final TreeMap<Integer, PageBatch> batches = new TreeMap<>();
     private byte[] deviceState;
+    private DeviceStateForm form = DeviceStateForm.MIGRATION_STREAM;
     private List<PageBatches.Verified> applied = List.of();
 
     public CheckpointAssembler(CheckpointBegin begin, long guestRamBytes) {
@@ -37,6 +39,11 @@ public final class CheckpointAssembler {
 
     public long seq() {
         return begin.getCheckpointSeq();
+    }
+
+    /** Every page of guest RAM is in this checkpoint (zero pages listed), not only the dirty ones. */
+    public boolean full() {
+        return begin.getFull();
     }
 
     public void onBatch(PageBatch b) {
@@ -63,10 +70,23 @@ public final class CheckpointAssembler {
             throw new CorruptBatchException("device state fails its CRC32C");
         }
         deviceState = raw;
+        form = d.getForm();
+    }
+
+    /** How the device state came: a whole migration stream, or devices only (loads only in place). */
+    public DeviceStateForm form() {
+        return form;
     }
 
     /** Verifies everything, then writes the pages into {@code standbyRam}; returns the device state. */
     public byte[] commit(CheckpointCommit c, GuestRam standbyRam) {
+        byte[] device = verify(c);
+        applyAgain(standbyRam);
+        return device;
+    }
+
+    /** Verifies everything and writes nothing (see {@link #applyAgain}); returns the device state. */
+    public byte[] verify(CheckpointCommit c) {
         if (c.getCheckpointSeq() != seq()) {
             throw new CorruptBatchException("commit for checkpoint " + c.getCheckpointSeq() + " during checkpoint " + seq());
         }
@@ -86,14 +106,11 @@ public final class CheckpointAssembler {
         for (PageBatch b : batches.values()) {
             verified.add(PageBatches.verify(b, seq(), pageCount));
         }
-        for (PageBatches.Verified v : verified) {
-            PageBatches.apply(v, standbyRam);
-        }
         applied = verified;
         return deviceState;
     }
 
-    /** Writes the same verified pages into another copy of guest RAM (the secondary's shadow). */
+    /** Writes the verified pages into a copy of guest RAM (a standby's, the secondary's shadow). */
     public void applyAgain(GuestRam other) {
         for (PageBatches.Verified v : applied) {
             PageBatches.apply(v, other);

@@ -35,8 +35,12 @@ public record DaemonConfig(
      */
     public record Libvirt(String uri, Optional<String> accelerator, Optional<Path> vmNetns) {}
 
+    /**
+     * @param reuseSvm the secondary loads each checkpoint into the running SVM in place (QEMU's COLO
+     *     secondary mode); false gives every checkpoint a fresh standby QEMU
+     */
     public record Vm(String domain, String tap, Optional<String> bridge, String ip, int proxyPort, long compareTimeoutMs,
-            long maxIntervalMs, String codec, long reprotectBackoffMs, boolean pairOnStart) {}
+            long maxIntervalMs, String codec, long reprotectBackoffMs, boolean pairOnStart, boolean reuseSvm) {}
 
     /** The pair's name on the link and in logs: the protected domain's name. */
     public String pair() {
@@ -52,7 +56,7 @@ public record DaemonConfig(
                 + " accelerator=" + libvirt.accelerator().orElse("as-defined") + " vm_netns=" + libvirt.vmNetns().map(Path::toString).orElse("own")
                 + " vm=" + vm.domain() + " tap=" + vm.tap() + " bridge=" + vm.bridge().orElse("none") + " ip=" + vm.ip()
                 + " proxy_port=" + vm.proxyPort() + " compare_timeout_ms=" + vm.compareTimeoutMs() + " max_interval_ms=" + vm.maxIntervalMs()
-                + " codec=" + vm.codec() + " pair_on_start=" + vm.pairOnStart();
+                + " codec=" + vm.codec() + " pair_on_start=" + vm.pairOnStart() + " reuse_svm=" + vm.reuseSvm();
     }
 
     static String hostPort(InetSocketAddress a) {

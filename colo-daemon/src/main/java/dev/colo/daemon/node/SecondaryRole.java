@@ -47,6 +47,9 @@ final class SecondaryRole implements FailoverControl.Target {
     // Path lane.
     private SecondaryPath secondaryPath;
     private volatile String currentSvm;
+    /** The SVM running a checkpoint before it is routed (a reusable load runs it), and what it sent meanwhile. */
+    private String loadingSvm;
+    private final java.util.List<Frame> loadingOutput = new java.util.ArrayList<>();
     // Control lane.
     /** The sink of the current pairing; a retired one may still finish a load and call back late. */
     private volatile SecondaryCheckpointSink sink;
@@ -104,12 +107,22 @@ final class SecondaryRole implements FailoverControl.Target {
         }
     }
 
-    /** A frame from a VM on one of our NIC sockets: only the running SVM's counts. */
+    /**
+     * A frame from a VM on one of our NIC sockets: the running SVM's counts; one that is loading a
+     * checkpoint (and runs before it is routed) is kept until it is; a standby's or a retired SVM's
+     * is dropped.
+     */
     private void fromVm(String name, Frame f) {
-        if (name.equals(currentSvm)) {
+        if (name.equals(loadingSvm)) {
+            if (loadingOutput.size() < MAX_BUFFERED_INGRESS) {
+                loadingOutput.add(f);
+            } else {
+                f.release();
+            }
+        } else if (name.equals(currentSvm)) {
             secondaryPath.onSvmFrame(f);
         } else {
-            f.release(); // a standby (paused) or a retired SVM
+            f.release();
         }
     }
 
@@ -165,9 +178,9 @@ final class SecondaryRole implements FailoverControl.Target {
         ctx.failover().machine().onPairRequest(primaryTerm);
         ctx.failover().mirror();
         String runId = Long.toString(ctx.runtime().clock().wallMillis() % 10_000_000, 36);
-        SinkListener listener = new SinkListener();
+        SinkEvents listener = new SinkEvents(this);
         sink = new SecondaryCheckpointSink(cfg.pair(), ctx.runtime(), ctx.hv(), new StandbyNics(shaper, ctx.network(), req, runId, nics, this::fromVm),
-                req.getGuestRamBytes(), ctx.link(), ctx.failover()::term, listener);
+                req.getGuestRamBytes(), ctx.link(), ctx.failover()::term, listener, cfg.vm().reuseSvm());
         listener.owner = sink;
         sink.start();
         ctx.link().send(ctx.envelopes().builder().setPairReply(PairReply.newBuilder().setStatus(Status.OK).setDetail("standby starting")).build());
@@ -273,7 +286,7 @@ final class SecondaryRole implements FailoverControl.Target {
         long t0 = ctx.now();
         long detectedAfterMs = (t0 - ctx.failover().lastHeartbeatNs()) / 1_000_000;
         PairRequest req = protecting;
-        path.execute(() -> {
+        Runnable servePath = () -> path.execute(() -> {
             secondaryPath.promote();
             if (req != null) {
                 announce(req);
@@ -284,19 +297,24 @@ final class SecondaryRole implements FailoverControl.Target {
                     "svm", currentSvm, "rewritten_connections", secondaryPath.rewriter().connections(),
                     "resent_segments", resent, "resent_connections", unackedConnections, "promote_ms", (ctx.now() - t0) / 1_000_000,
                     "since_last_heartbeat_ms", detectedAfterMs);
+            if (req != null) {
+                path.schedule(200_000_000L, () -> announce(req));
+            }
         });
-        if (req != null) {
-            path.schedule(200_000_000L, () -> announce(req));
-        }
         ctx.metrics().failovers.labelValues(cfg.vm().domain(), takeoverStartNs != 0 ? "handover" : "primary_lost").inc();
         SecondaryCheckpointSink s = sink;
-        if (s != null) {
-            work.execute(() -> {
-                DomainRef svm = s.takeOver();
-                ctx.events().info("standby_retired", "hot standby retired; the promoted SVM is the VM now", "domain",
-                        svm == null ? "none" : svm.name());
-            });
+        if (s == null) {
+            servePath.run();
+            return;
         }
+        // The sink first: a checkpoint the SVM is taking in place finishes (or is given up before the
+        // SVM stopped) before the path serves the LAN, so the SVM that serves has every frame.
+        work.execute(() -> {
+            DomainRef svm = s.takeOver();
+            servePath.run();
+            ctx.events().info("standby_retired", "hot standby retired; the promoted SVM is the VM now", "domain",
+                    svm == null ? "none" : svm.name());
+        });
     }
 
     private void announce(PairRequest req) {
@@ -324,6 +342,72 @@ final class SecondaryRole implements FailoverControl.Target {
                 }
             }));
         }
+    }
+
+    // --- what the sink reports (SinkEvents calls these for the current sink only) ---
+
+    /** Before the SVM of {@code seq} runs (or right after a reusable load ran it): route its traffic. */
+    void svmStarting(long seq, DomainRef svm) throws Exception {
+        path.call(() -> {
+            currentSvm = svm.name();
+            secondaryPath.onSvmStarting(seq);
+            if (svm.name().equals(loadingSvm)) {
+                loadingSvm = null;
+                java.util.List<Frame> early = java.util.List.copyOf(loadingOutput);
+                loadingOutput.clear();
+                early.forEach(secondaryPath::onSvmFrame);
+            }
+            return null;
+        });
+    }
+
+    void svmLoading(DomainRef svm) {
+        path.execute(() -> {
+            loadingOutput.forEach(Frame::release);
+            loadingOutput.clear();
+            loadingSvm = svm.name();
+        });
+    }
+
+    void svmReloading(long seq) {
+        path.execute(() -> secondaryPath.onSvmReloading(seq));
+    }
+
+    /** How many frames written to the running SVM it has not read; -1 when its NIC cannot tell. */
+    int svmUnread() throws Exception {
+        return path.call(() -> {
+            String current = currentSvm;
+            VmNic nic = current == null ? null : nics.get(current);
+            return nic == null ? -1 : nic.unreadFrames();
+        });
+    }
+
+    void svmReloadAbandoned() {
+        path.execute(() -> secondaryPath.onSvmReloadAbandoned());
+    }
+
+    void checkpointDropped(long seq) {
+        path.execute(() -> {
+            loadingSvm = null;
+            loadingOutput.forEach(Frame::release);
+            loadingOutput.clear();
+            secondaryPath.onSvmReloadAbandoned();
+            secondaryPath.onCheckpointDropped(seq);
+        });
+    }
+
+    void svmReplaced(long seq) {
+        control.execute(() -> {
+            if (ctx.failover().state() == State.IDLE) {
+                ctx.failover().machine().onPaired(seq, ctx.now());
+                ctx.failover().mirror();
+            }
+            ctx.metrics().checkpointSeq.labelValues(cfg.vm().domain()).set(seq);
+        });
+    }
+
+    SecondaryCheckpointSink sink() {
+        return sink;
     }
 
     // --- status ---
@@ -356,63 +440,5 @@ final class SecondaryRole implements FailoverControl.Target {
         }
         nics.values().forEach(VmNic::close);
         nics.clear();
-    }
-
-    /**
-     * One pairing's sink events. A sink retired while it was loading a checkpoint (stale SVM,
-     * unpair, re-pair) may still report that load; its events are refused here, or its standby
-     * would become the SVM of a pairing that no longer exists (and a stale SVM promotable).
-     */
-    private final class SinkListener implements SecondaryCheckpointSink.Listener {
-        volatile SecondaryCheckpointSink owner;
-
-        private boolean retired(String what, long seq) {
-            if (owner != null && owner == sink) {
-                return false;
-            }
-            log.atInfo().addKeyValue("ckpt", seq).addKeyValue("event", what).log("late event from a retired sink ignored");
-            return true;
-        }
-
-        @Override
-        public void onSvmStarting(long seq, DomainRef standby) {
-            // Before cont: the new SVM's first frames must find their way, and the input kept for
-            // its generation waits in its socket until it runs.
-            try {
-                path.call(() -> {
-                    if (retired("svm_starting", seq)) {
-                        return null;
-                    }
-                    currentSvm = standby.name();
-                    secondaryPath.onSvmStarting(seq);
-                    return null;
-                });
-            } catch (Exception e) {
-                log.atWarn().addKeyValue("ckpt", seq).addKeyValue("reason", e.toString()).log("could not route traffic to the new SVM before it runs");
-            }
-        }
-
-        @Override
-        public void onSvmReplaced(long seq, DomainRef svm, DomainRef retired) {
-            control.execute(() -> {
-                if (retired("svm_replaced", seq)) {
-                    return;
-                }
-                if (ctx.failover().state() == State.IDLE) {
-                    ctx.failover().machine().onPaired(seq, ctx.now());
-                    ctx.failover().mirror();
-                }
-                ctx.metrics().checkpointSeq.labelValues(cfg.vm().domain()).set(seq);
-            });
-        }
-
-        @Override
-        public void onCheckpointDropped(long seq, String why) {
-            path.execute(() -> {
-                if (!retired("checkpoint_dropped", seq)) {
-                    secondaryPath.onCheckpointDropped(seq);
-                }
-            });
-        }
     }
 }

@@ -72,6 +72,11 @@ final class QemuEngineRig implements EngineRig {
     private LinkEndpoint client;
 
     QemuEngineRig(String tag, int memoryMiB) throws Exception {
+        this(tag, memoryMiB, true);
+    }
+
+    /** @param reuseSvm checkpoints go into the running SVM in place (the daemon's default); false: a fresh standby each */
+    QemuEngineRig(String tag, int memoryMiB, boolean reuseSvm) throws Exception {
         prefix = "colo-it-" + tag + "-" + ProcessHandle.current().pid();
         Lab.sweepStaleDomains("colo-it-" + tag + "-");
         libvirt = new LibvirtHypervisor("qemu:///system");
@@ -120,7 +125,7 @@ final class QemuEngineRig implements EngineRig {
             @Override
             public void onSvmReplaced(long seq, DomainRef svm, DomainRef retired) {
             }
-        });
+        }, reuseSvm);
         sinkRef.set(sink);
         server = LinkEndpoint.server("web1", "host-b", links, new InetSocketAddress("127.0.0.1", 0), b, deliver(toPrimary, m -> sinkRef.get().onLinkMessage(m)));
         sink.start();

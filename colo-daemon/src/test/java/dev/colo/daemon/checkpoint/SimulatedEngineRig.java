@@ -50,7 +50,8 @@ final class SimulatedEngineRig implements EngineRig {
     final DomainRef pvm;
     private int work;
 
-    SimulatedEngineRig() {
+    /** @param reuseSvm checkpoints go into the running SVM in place (the daemon's default); false: a fresh standby each */
+    SimulatedEngineRig(boolean reuseSvm) {
         pvm = hostA.define("<domain><name>pvm</name><memory unit='MiB'>" + MIB + "</memory>" + SHARED + "</domain>");
         hostA.start(pvm, false);
         SecondaryCheckpointSink[] sinkRef = new SecondaryCheckpointSink[1];
@@ -74,7 +75,7 @@ final class SimulatedEngineRig implements EngineRig {
             @Override
             public void retired(DomainRef d) {
             }
-        }, (long) MIB << 20, toPrimary, () -> 0, (seq, svm, retired) -> { });
+        }, (long) MIB << 20, toPrimary, () -> 0, (seq, svm, retired) -> { }, reuseSvm);
         sinkRef[0] = sink;
         CoordinatorConfig cfg = new CoordinatorConfig(2_000_000_000L, 5_000_000_000L, 2_000_000_000L, 10_000_000_000L, 10_000_000_000L, 0,
                 500_000_000L);

@@ -111,6 +111,13 @@ final class SimGuest {
         return socket.size();
     }
 
+    /** What waits unread in the NIC socket: it stays in the socket when the process loads a checkpoint in place. */
+    java.util.List<Frame> takeUnread() {
+        java.util.List<Frame> out = new java.util.ArrayList<>(socket);
+        socket.clear();
+        return out;
+    }
+
     private void scheduleRead() {
         if (!running || readScheduled || socket.isEmpty()) {
             return;

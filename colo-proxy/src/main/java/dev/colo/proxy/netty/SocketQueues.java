@@ -11,7 +11,7 @@ import java.util.Locale;
 
 /**
  * How many bytes of one loopback TCP connection are still queued in the kernel: the peer's
- * unread receive queue plus our unsent send queue, read from {@code /proc/self/net/tcp}. The file
+ * unread receive queue plus our unsent send queue, read from {@code /proc/thread-self/net/tcp}. The file
  * is opened once in the namespace the sockets live in (a {@code /proc/net} file shows the network
  * namespace of whoever opened it) and read again from its start each time. Linux only.
  */
@@ -25,7 +25,9 @@ public final class SocketQueues implements AutoCloseable {
 
     /** Opens the table of the calling thread's network namespace. */
     public static SocketQueues open() throws IOException {
-        return new SocketQueues(FileChannel.open(Path.of("/proc/self/net/tcp"), StandardOpenOption.READ));
+        // thread-self: a thread that entered another namespace with setns sees its own table there;
+        // /proc/self/net shows the namespace of the process's main thread.
+        return new SocketQueues(FileChannel.open(Path.of("/proc/thread-self/net/tcp"), StandardOpenOption.READ));
     }
 
     /**

@@ -23,6 +23,12 @@ public final class SecondaryPath {
         NO_SVM,
         /** An SVM runs and follows the primary. */
         FOLLOWING,
+        /**
+         * The running SVM is about to take a checkpoint in place: it gets no more input, so that it
+         * reads what it has before it stops (a frame left unread would reach the SVM of the
+         * checkpoint, which must not see it). What arrives is kept.
+         */
+        RELOADING,
         /** The SVM took over: it serves the LAN directly. */
         PROMOTED,
         CLOSED
@@ -41,8 +47,15 @@ public final class SecondaryPath {
     private long staleIngressDropped;
     private long selfAnnounceDropped;
 
-    /** A frame kept for a later SVM: every SVM of a generation up to {@code segment} needs it. */
-    private record Kept(long segment, Frame frame) {}
+    /**
+     * A frame kept for a later SVM: every SVM of a generation up to {@code segment} needs it.
+     * {@code held}: while RELOADING, the running SVM would have had it too.
+     */
+    private record Kept(long segment, Frame frame, boolean held) {
+        Kept(long segment, Frame frame) {
+            this(segment, frame, false);
+        }
+    }
 
     public SecondaryPath(FrameSink toSvm, GenerationFrameSink toPrimary, FrameSink toClientDirect, int maxBuffered) {
         this(toSvm, toPrimary, toClientDirect, maxBuffered, DEFAULT_UNACKED_BYTES);
@@ -64,7 +77,9 @@ public final class SecondaryPath {
     private void state(State next) {
         boolean ok = switch (state) {
             case NO_SVM -> next == State.FOLLOWING || next == State.PROMOTED || next == State.CLOSED;
-            case FOLLOWING -> next == State.FOLLOWING || next == State.NO_SVM || next == State.PROMOTED || next == State.CLOSED;
+            case FOLLOWING -> next == State.FOLLOWING || next == State.RELOADING || next == State.NO_SVM || next == State.PROMOTED
+                    || next == State.CLOSED;
+            case RELOADING -> next == State.FOLLOWING || next == State.NO_SVM || next == State.PROMOTED || next == State.CLOSED;
             case PROMOTED -> next == State.CLOSED;
             case CLOSED -> false;
         };
@@ -87,6 +102,20 @@ public final class SecondaryPath {
         }
         boolean forRunning = state == State.FOLLOWING && !nextSvmOnly && segment >= generation;
         boolean forLater = state == State.NO_SVM || segment > generation;
+        if (state == State.RELOADING) {
+            boolean held = !nextSvmOnly && segment >= generation;
+            if ((held || forLater) && kept.size() < maxBuffered) {
+                kept.addLast(new Kept(segment, frame, held));
+            } else {
+                if (held || forLater) {
+                    bufferOverflowDropped++;
+                } else {
+                    staleIngressDropped++;
+                }
+                frame.release();
+            }
+            return;
+        }
         if (forLater && kept.size() >= maxBuffered) {
             // The next SVM is late; a frame it misses only costs a retransmission: the primary
             // releases no acknowledgement the SVM has not given itself.
@@ -141,7 +170,7 @@ public final class SecondaryPath {
         rewriter.outOfSvm(frame.ethernet(), state == State.PROMOTED);
         switch (state) {
             case PROMOTED -> toClientDirect.accept(frame);
-            case FOLLOWING -> {
+            case FOLLOWING, RELOADING -> {
                 unacked.onSvmOutput(frame);
                 toPrimary.accept(generation, frame);
             }
@@ -178,6 +207,33 @@ public final class SecondaryPath {
         }
     }
 
+    /** The running SVM will take checkpoint {@code seq} in place: from now on its input is kept, not delivered. */
+    public void onSvmReloading(long seq) {
+        if (state == State.FOLLOWING) {
+            state(State.RELOADING);
+        }
+    }
+
+    /** The in-place checkpoint was given up before the SVM stopped: it gets what was held for it, in order. */
+    public void onSvmReloadAbandoned() {
+        if (state != State.RELOADING) {
+            return;
+        }
+        state(State.FOLLOWING);
+        int n = kept.size();
+        for (int i = 0; i < n; i++) {
+            Kept k = kept.pollFirst();
+            if (!k.held()) {
+                kept.addLast(k);
+            } else if (k.segment() > generation) {
+                kept.addLast(new Kept(k.segment(), k.frame()));
+                deliver(copy(k.frame()));
+            } else {
+                deliver(k.frame());
+            }
+        }
+    }
+
     /** Checkpoint {@code seq} will not become an SVM: what was kept for it alone goes. */
     public void onCheckpointDropped(long seq) {
         Iterator<Kept> it = kept.iterator();
@@ -193,7 +249,7 @@ public final class SecondaryPath {
 
     /** Protection ended (unpaired): no SVM follows any more. */
     public void onUnpaired() {
-        if (state == State.FOLLOWING) {
+        if (state == State.FOLLOWING || state == State.RELOADING) {
             state(State.NO_SVM);
         }
         releaseKept();
@@ -205,6 +261,7 @@ public final class SecondaryPath {
         if (state == State.PROMOTED || state == State.CLOSED) {
             return;
         }
+        onSvmReloadAbandoned(); // the SVM never stopped: it must have every frame first
         boolean hadSvm = state == State.FOLLOWING;
         state(State.PROMOTED);
         releaseKept();

@@ -222,6 +222,49 @@ class PathTest {
     }
 
     @Test
+    void anSvmTakingACheckpointInPlaceGetsNoInputUntilItRunsItAndThenOnlyWhatItsSnapshotMissed() {
+        SecondaryPath s = secondary(10);
+        s.onSvmStarting(1);
+        s.onIngress(2, false, f.udp(1, 2, "read by SVM 1".getBytes()));
+        s.onSvmReloading(2);
+        assertThat(s.state()).isEqualTo(SecondaryPath.State.RELOADING);
+        s.onIngress(1, false, f.udp(1, 2, "late for 1".getBytes()));
+        s.onIngress(2, false, f.udp(1, 2, "while it drains".getBytes()));
+        assertThat(toSvm).as("nothing new reaches the SVM while it reads what it has").hasSize(1);
+        s.onSvmStarting(2);
+        assertThat(toSvm).extracting(PathTest::payload)
+                .as("the SVM of 2 gets segment 2 once, in order; what only SVM 1 needed is gone")
+                .containsExactly("read by SVM 1", "read by SVM 1", "while it drains");
+        toSvm.forEach(Frame::release);
+        toSvm.clear();
+        s.close();
+    }
+
+    @Test
+    void anInPlaceCheckpointGivenUpBeforeTheSvmStoppedFeedsItWhatWasHeldInOrder() {
+        SecondaryPath s = secondary(10);
+        s.onSvmStarting(1);
+        s.onSvmReloading(2);
+        s.onIngress(1, false, f.udp(1, 2, "for 1".getBytes()));
+        s.onIngress(2, false, f.udp(1, 2, "for 1 and 2".getBytes()));
+        s.onIngress(2, true, f.udp(1, 2, "for 2 only".getBytes()));
+        assertThat(toSvm).isEmpty();
+        s.onSvmReloadAbandoned();
+        assertThat(s.state()).isEqualTo(SecondaryPath.State.FOLLOWING);
+        assertThat(toSvm).extracting(PathTest::payload).containsExactly("for 1", "for 1 and 2");
+        s.onCheckpointDropped(2);
+        assertThat(s.buffered()).isZero();
+        s.onSvmReloading(3);
+        s.onIngress(3, false, f.udp(1, 2, "held at promotion".getBytes()));
+        s.promote();
+        assertThat(toSvm).extracting(PathTest::payload).as("a promotion first gives the running SVM what was held")
+                .containsExactly("for 1", "for 1 and 2", "held at promotion");
+        toSvm.forEach(Frame::release);
+        toSvm.clear();
+        s.close();
+    }
+
+    @Test
     void bufferBoundDropsAreCounted() {
         SecondaryPath s = secondary(2);
         for (int i = 0; i < 5; i++) {

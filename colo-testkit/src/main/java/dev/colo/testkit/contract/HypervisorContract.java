@@ -13,6 +13,7 @@ import dev.colo.hypervisor.HypervisorException;
 import dev.colo.hypervisor.HypervisorException.Kind;
 import dev.colo.hypervisor.LifecycleEvent;
 import dev.colo.hypervisor.QmpException;
+import dev.colo.hypervisor.ReusableSvm;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -224,6 +225,43 @@ public abstract class HypervisorContract {
                 .isInstanceOf(HypervisorException.class);
         assertThat(hypervisor().state(standby).isActive()).as("a standby whose load failed is never left half-started").isFalse();
         assertThat(hypervisor().state(pvm)).isEqualTo(DomainState.PAUSED);
+        hypervisor().resume(pvm, QMP);
+        assertThat(hypervisor().state(pvm)).isEqualTo(DomainState.RUNNING);
+    }
+
+    @Test
+    void aReusableSvmTakesCheckpointsInPlaceAndRunsOnAfterItsRelease() {
+        assumeTrue(abilities().deviceState(), "this world has no device state");
+        String pvmXml = domainXml(name("pvm"), true);
+        DomainRef pvm = define(pvmXml);
+        hypervisor().start(pvm, false);
+        assertThatThrownBy(() -> hypervisor().saveDevices(pvm, QMP)).as("a devices-only save of a running PVM")
+                .isInstanceOfSatisfying(HypervisorException.class, e -> assertThat(e.kind()).as(e.getMessage()).isEqualTo(Kind.INVALID_STATE));
+        hypervisor().pause(pvm, QMP);
+        DeviceState full = hypervisor().saveDeviceState(pvm, QMP);
+
+        DomainRef standby = define(incomingStandbyXml(pvmXml, name("svm")));
+        hypervisor().start(standby, true);
+        copyRam(pvm, standby);
+        ReusableSvm svm = hypervisor().loadReusable(standby, full, QMP);
+        assertThat(hypervisor().state(standby)).as("a reusable SVM runs as soon as it loaded").isEqualTo(DomainState.RUNNING);
+        for (int i = 0; i < 3; i++) {
+            hypervisor().resume(pvm, QMP);
+            hypervisor().pause(pvm, QMP);
+            DeviceState devices = hypervisor().saveDevices(pvm, QMP);
+            assertThat(devices.size()).isPositive();
+            assertThat(hypervisor().state(pvm)).as("a devices-only save leaves the PVM paused").isEqualTo(DomainState.PAUSED);
+            svm.stop(QMP);
+            assertThat(hypervisor().state(standby)).as("stopped for checkpoint " + i).isEqualTo(DomainState.PAUSED);
+            copyRam(pvm, standby);
+            svm.load(devices, QMP);
+            assertThat(hypervisor().state(standby)).as("runs again after checkpoint " + i).isEqualTo(DomainState.RUNNING);
+        }
+        svm.release(QMP);
+        svm.release(QMP);
+        assertThat(hypervisor().state(standby)).as("after its release (failover) the SVM runs on").isEqualTo(DomainState.RUNNING);
+        assertThatThrownBy(() -> svm.stop(QMP)).as("a released SVM takes no more checkpoints").isInstanceOf(HypervisorException.class);
+        svm.close();
         hypervisor().resume(pvm, QMP);
         assertThat(hypervisor().state(pvm)).isEqualTo(DomainState.RUNNING);
     }

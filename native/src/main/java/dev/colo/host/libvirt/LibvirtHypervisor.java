@@ -16,6 +16,7 @@ import dev.colo.hypervisor.HypervisorException.Kind;
 import dev.colo.hypervisor.LifecycleEvent;
 import dev.colo.hypervisor.LifecycleListener;
 import dev.colo.hypervisor.QmpException;
+import dev.colo.hypervisor.ReusableSvm;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -67,6 +68,20 @@ public final class LibvirtHypervisor implements Hypervisor {
 
     /** Our end of a socketpair whose other end QEMU holds under {@code name}. */
     private record ArmedStream(String name, Fd local) {}
+
+    /** Devices-only saves go into a memfd that QEMU holds as fdset {@code fdset}; per domain uuid@id. */
+    private final ConcurrentHashMap<String, DevicesFile> devicesFiles = new ConcurrentHashMap<>();
+
+    /**
+     * {@code writeOnly} shares its open file description (and so its file offset) with QEMU's fdset
+     * member: QEMU's O_TRUNC empties the file but leaves the offset, so colo rewinds it before each save.
+     */
+    private record DevicesFile(long fdset, Fd read, Fd writeOnly) {
+        void close() {
+            read.close();
+            writeOnly.close();
+        }
+    }
     private volatile Connect handlesOf;
     private Connect conn;
     private boolean closed;
@@ -207,6 +222,13 @@ public final class LibvirtHypervisor implements Hypervisor {
     }
 
     private void dropArmed(DomainRef domain) {
+        devicesFiles.entrySet().removeIf(e -> {
+            if (e.getKey().startsWith(domain.uuid())) {
+                e.getValue().close();
+                return true;
+            }
+            return false;
+        });
         armed.entrySet().removeIf(e -> {
             if (e.getKey().startsWith(domain.uuid())) {
                 e.getValue().local().close();
@@ -447,6 +469,119 @@ public final class LibvirtHypervisor implements Hypervisor {
                 a.local().close();
             }
         }
+        devicesFile(domain, key, remaining(deadline));
+    }
+
+    /** The domain's devices-only save file, handed to QEMU once per process with QMP add-fd. */
+    private DevicesFile devicesFile(DomainRef domain, String key, Duration timeout) {
+        DevicesFile f = devicesFiles.get(key);
+        if (f != null) {
+            return f;
+        }
+        Fd[] mem;
+        try {
+            mem = Fd.memFile("colo devices save of " + domain.name());
+        } catch (IOException e) {
+            throw new HypervisorException(Kind.STREAM, e.getMessage(), e);
+        }
+        try {
+            JsonNode r = qmpWithFd(domain, "add-fd", JsonNodeFactory.instance.objectNode().put("opaque", "colo devices-only save"), mem[1],
+                    timeout);
+            DevicesFile made = new DevicesFile(r.path("fdset-id").asLong(-1), mem[0], mem[1]);
+            if (made.fdset() < 0) {
+                throw new HypervisorException(Kind.FAILED, "QMP add-fd on " + domain.name() + " returned no fdset-id: " + r);
+            }
+            DevicesFile raced = devicesFiles.putIfAbsent(key, made);
+            if (raced != null) {
+                made.close();
+                return raced;
+            }
+            return made;
+        } catch (RuntimeException e) {
+            mem[0].close();
+            mem[1].close();
+            throw e;
+        }
+    }
+
+    @Override
+    public DeviceState saveDevices(DomainRef domain, Duration timeout) {
+        Blocking.assertAllowed("save devices");
+        long deadline = System.nanoTime() + timeout.toNanos();
+        long t0 = System.nanoTime();
+        DomainState now = state(domain);
+        if (now != DomainState.PAUSED) {
+            throw new HypervisorException(Kind.INVALID_STATE, "devices-only save of " + domain.name() + " needs a paused domain, it is " + now);
+        }
+        String key = processKey(domain);
+        DevicesFile file = devicesFile(domain, key, remaining(deadline));
+        try {
+            file.writeOnly().rewind();
+            long t1 = System.nanoTime();
+            // QEMU opens the fdset member with O_TRUNC: every save starts from an empty file.
+            qmp(domain, "xen-save-devices-state", JsonNodeFactory.instance.objectNode().put("filename", "/dev/fdset/" + file.fdset())
+                    .put("live", false), remaining(deadline));
+            long t2 = System.nanoTime();
+            byte[] bytes = file.read().readAll();
+            ColoStream.devicesBody(bytes); // fails on anything but a whole devices-only stream
+            log.debug("devices saved vm={} bytes={} prepare_us={} save_us={} read_us={}", domain.name(), bytes.length, (t1 - t0) / 1000,
+                    (t2 - t1) / 1000, (System.nanoTime() - t2) / 1000);
+            return new DeviceState(bytes);
+        } catch (IOException | RuntimeException e) {
+            DevicesFile dropped = devicesFiles.remove(key);
+            if (dropped != null) {
+                dropped.close();
+            }
+            if (e instanceof HypervisorException he) {
+                throw he;
+            }
+            throw new HypervisorException(Kind.STREAM, "devices-only save of " + domain.name() + " failed: " + e.getMessage(), e);
+        }
+    }
+
+    @Override
+    public ReusableSvm loadReusable(DomainRef standby, DeviceState full, Duration timeout) {
+        Blocking.assertAllowed("load a reusable SVM");
+        long deadline = System.nanoTime() + timeout.toNanos();
+        Fd local = null;
+        boolean loaded = false;
+        try {
+            byte[] stream = ColoStream.withColoEnabled(full.bytes());
+            ensureIgnoreShared(standby, remaining(deadline));
+            ObjectNode cap = JsonNodeFactory.instance.objectNode().put("capability", "x-colo").put("state", true);
+            ObjectNode caps = JsonNodeFactory.instance.objectNode();
+            caps.putArray("capabilities").add(cap);
+            qmp(standby, "migrate-set-capabilities", caps, remaining(deadline));
+            String fdName = "colo-svm-" + FD_NAMES.incrementAndGet();
+            Fd[] pair = Fd.socketPair("COLO channel of " + standby.name());
+            local = pair[0];
+            try (Fd remote = pair[1]) {
+                qmpWithFd(standby, "getfd", JsonNodeFactory.instance.objectNode().put("fdname", fdName), remote, remaining(deadline));
+            }
+            qmp(standby, "migrate-incoming", JsonNodeFactory.instance.objectNode().put("uri", "fd:" + fdName), remaining(deadline));
+            ByteBuffer buf = ByteBuffer.allocateDirect(stream.length);
+            buf.put(stream).flip();
+            local.writeFully(buf, deadline);
+            // No end of stream: the socket stays open as the COLO channel, and QEMU runs the SVM
+            // itself once it loaded, then says CHECKPOINT_READY.
+            ColoSvm svm = new ColoSvm(standby, local, t -> qmp(standby, "x-colo-lost-heartbeat", null, t));
+            svm.awaitReady(remaining(deadline));
+            loaded = true;
+            return svm;
+        } catch (IOException e) {
+            throw new HypervisorException(Kind.STREAM, "reusable load into " + standby.name() + " broke off: " + e.getMessage(), e);
+        } finally {
+            if (!loaded) {
+                if (local != null) {
+                    local.close();
+                }
+                try {
+                    destroy(standby);
+                } catch (HypervisorException e) {
+                    log.warn("cannot destroy failed standby vm={} reason={}", standby.name(), e.getMessage());
+                }
+            }
+        }
     }
 
     /** Creates a socketpair and hands one end to QEMU with QMP getfd. */
@@ -638,6 +773,8 @@ public final class LibvirtHypervisor implements Hypervisor {
         handles.clear();
         armed.values().forEach(a -> a.local().close());
         armed.clear();
+        devicesFiles.values().forEach(DevicesFile::close);
+        devicesFiles.clear();
         monitorCalls.shutdownNow();
     }
 

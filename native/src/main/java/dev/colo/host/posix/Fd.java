@@ -34,6 +34,63 @@ public final class Fd implements AutoCloseable {
         return new Fd[] {new Fd(fds[0], what + "/local"), new Fd(fds[1], what + "/remote")};
     }
 
+    /**
+     * An anonymous in-memory file ({@code memfd_create}) and a second, write-only descriptor of the
+     * same file: the write-only one can be handed to QEMU as an fdset member, which insists that the
+     * access mode matches the mode it opens with; the read-write one reads what QEMU wrote.
+     *
+     * @return {read-write, write-only}
+     */
+    public static Fd[] memFile(String what) throws IOException {
+        int rw;
+        try {
+            rw = LIBC.memfd_create(what, Libc.MFD_CLOEXEC);
+        } catch (LastErrorException e) {
+            throw new IOException("memfd_create for " + what + " failed: " + describe(e), e);
+        }
+        try {
+            int wo = LIBC.open("/proc/self/fd/" + rw, Libc.O_WRONLY | Libc.O_CLOEXEC);
+            return new Fd[] {new Fd(rw, what + "/read"), new Fd(wo, what + "/write-only")};
+        } catch (LastErrorException e) {
+            LIBC.close(rw);
+            throw new IOException("reopening the memfd of " + what + " write-only failed: " + describe(e), e);
+        }
+    }
+
+    /** Moves the file offset back to 0 (for every descriptor that shares this open file description). */
+    public void rewind() throws IOException {
+        try {
+            LIBC.lseek(number(), 0, 0 /* SEEK_SET */);
+        } catch (LastErrorException e) {
+            throw new IOException("rewinding " + what + " failed: " + describe(e), e);
+        }
+    }
+
+    /** The whole content of a regular file (e.g. a {@link #memFile}), read from offset 0. */
+    public byte[] readAll() throws IOException {
+        try {
+            long size = LIBC.lseek(number(), 0, 2 /* SEEK_END */);
+            if (size > Integer.MAX_VALUE - 16) {
+                throw new IOException(what + " holds " + size + " bytes, too many to read at once");
+            }
+            byte[] out = new byte[(int) size];
+            try (Memory m = new Memory(Math.max(1, size))) {
+                long off = 0;
+                while (off < size) {
+                    long n = LIBC.pread(number(), m.share(off), size - off, off);
+                    if (n <= 0) {
+                        throw new IOException(what + " ended after " + off + " of " + size + " bytes");
+                    }
+                    off += n;
+                }
+                m.read(0, out, 0, (int) size);
+            }
+            return out;
+        } catch (LastErrorException e) {
+            throw new IOException("reading " + what + " failed: " + describe(e), e);
+        }
+    }
+
     public int number() {
         int n = fd;
         if (n < 0) {

@@ -5,14 +5,16 @@ import com.sun.jna.Library;
 import com.sun.jna.Native;
 import com.sun.jna.Pointer;
 
-/** The handful of libc calls the JDK does not offer: raw fds, socketpairs, ioctl, poll. */
+/** The handful of libc calls the JDK does not offer: raw fds, socketpairs, memfds, ioctl, poll. */
 public interface Libc extends Library {
     Libc INSTANCE = Native.load("c", Libc.class);
 
     int AF_UNIX = 1;
     int SOCK_STREAM = 1;
     int SOCK_CLOEXEC = 0x80000;
+    int O_WRONLY = 1;
     int O_RDWR = 2;
+    int MFD_CLOEXEC = 1;
     int O_CLOEXEC = 0x80000;
     short POLLIN = 0x1;
     short POLLOUT = 0x4;
@@ -29,6 +31,12 @@ public interface Libc extends Library {
     long write(int fd, Pointer buf, long count) throws LastErrorException;
 
     int open(String path, int flags) throws LastErrorException;
+
+    int memfd_create(String name, int flags) throws LastErrorException;
+
+    long pread(int fd, Pointer buf, long count, long offset) throws LastErrorException;
+
+    long lseek(int fd, long offset, int whence) throws LastErrorException;
 
     int ioctl(int fd, long request, Pointer arg) throws LastErrorException;
 
