@@ -28,7 +28,8 @@ public final class ConfigParser {
             "metrics", Set.of("listen"),
             "libvirt", Set.of("uri", "accelerator", "vm-netns"),
             "vm", Set.of("domain", "tap", "bridge", "ip", "proxy-port", "compare-timeout-ms", "max-interval-ms", "codec",
-                    "reprotect-backoff-ms", "pair-on-start", "reuse-svm"));
+                    "reprotect-backoff-ms", "pair-on-start", "reuse-svm",
+                    "compare-http-date"));
     private static final Pattern NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_.-]{0,63}");
     private static final Pattern IFNAME = Pattern.compile("[A-Za-z0-9_.-]{1,15}");
     private static final Pattern IPV4 = Pattern.compile("(\\d{1,3})\\.(\\d{1,3})\\.(\\d{1,3})\\.(\\d{1,3})");
@@ -271,7 +272,7 @@ public final class ConfigParser {
                 "an interface name of at most 15 characters"), opt("vm", "bridge"), ipv4("vm", "ip"), (int) port,
                 millis("vm", "compare-timeout-ms", 3_000, 10, 600_000), millis("vm", "max-interval-ms", 10_000, 100, 3_600_000), codec,
                 millis("vm", "reprotect-backoff-ms", 2_000, 100, 600_000), bool("vm", "pair-on-start", false),
-                bool("vm", "reuse-svm", true));
+                bool("vm", "reuse-svm", true), bool("vm", "compare-http-date", false));
         if (vm.bridge().isPresent() && !IFNAME.matcher(vm.bridge().get()).matches()) {
             throw error("vm", "bridge", "must be an interface name of at most 15 characters, got '" + vm.bridge().get() + "'");
         }

@@ -38,9 +38,11 @@ public record DaemonConfig(
     /**
      * @param reuseSvm the secondary loads each checkpoint into the running SVM in place (QEMU's COLO
      *     secondary mode); false gives every checkpoint a fresh standby QEMU
+     * @param compareHttpDate the comparator's http_date rule: responses equal but for a well-formed
+     *     HTTP Date value match (docs/compare.md)
      */
     public record Vm(String domain, String tap, Optional<String> bridge, String ip, int proxyPort, long compareTimeoutMs,
-            long maxIntervalMs, String codec, long reprotectBackoffMs, boolean pairOnStart, boolean reuseSvm) {}
+            long maxIntervalMs, String codec, long reprotectBackoffMs, boolean pairOnStart, boolean reuseSvm, boolean compareHttpDate) {}
 
     /** The pair's name on the link and in logs: the protected domain's name. */
     public String pair() {
@@ -56,7 +58,8 @@ public record DaemonConfig(
                 + " accelerator=" + libvirt.accelerator().orElse("as-defined") + " vm_netns=" + libvirt.vmNetns().map(Path::toString).orElse("own")
                 + " vm=" + vm.domain() + " tap=" + vm.tap() + " bridge=" + vm.bridge().orElse("none") + " ip=" + vm.ip()
                 + " proxy_port=" + vm.proxyPort() + " compare_timeout_ms=" + vm.compareTimeoutMs() + " max_interval_ms=" + vm.maxIntervalMs()
-                + " codec=" + vm.codec() + " pair_on_start=" + vm.pairOnStart() + " reuse_svm=" + vm.reuseSvm();
+                + " codec=" + vm.codec() + " pair_on_start=" + vm.pairOnStart() + " reuse_svm=" + vm.reuseSvm()
+                + " compare_http_date=" + vm.compareHttpDate();
     }
 
     static String hostPort(InetSocketAddress a) {

@@ -20,6 +20,7 @@ public final class DaemonMetrics implements AutoCloseable {
     public final Counter dirtyPages;
     public final Counter bytesShipped;
     public final Counter failovers;
+    public final Counter normalized;
     public final Counter divergences;
     public final Gauge term;
     public final Gauge checkpointSeq;
@@ -45,6 +46,9 @@ public final class DaemonMetrics implements AutoCloseable {
                 .register(registry);
         checkpointSeq = Gauge.builder().name("colo_checkpoint_seq").help("Last committed checkpoint (the running SVM's generation)")
                 .labelNames("vm").register(registry);
+        normalized = Counter.builder().name("colo_compare_normalized_total")
+                .help("Checkpoints a comparator rule avoided: outputs equal but for what the rule allows").labelNames("vm", "rule")
+                .register(registry);
         heldFrames = Gauge.builder().name("colo_compare_held_frames").help("PVM frames held for comparison").labelNames("vm").register(registry);
         state = Gauge.builder().name("colo_state").help("1 for the failover state this node is in").labelNames("vm", "state").register(registry);
         linkUp = Gauge.builder().name("colo_link_up").help("1 while the replication link is connected").labelNames("vm").register(registry);

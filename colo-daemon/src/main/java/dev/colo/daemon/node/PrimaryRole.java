@@ -89,7 +89,8 @@ final class PrimaryRole implements FailoverControl.Target {
     /** Opens the PVM's NIC socket and the data path. */
     void start() throws Exception {
         path.call(() -> {
-            primaryPath = new PrimaryPath(CompareConfig.defaults().withCompareTimeoutMs(cfg.vm().compareTimeoutMs()), f -> pvmNic.send(f),
+            primaryPath = new PrimaryPath(CompareConfig.defaults().withCompareTimeoutMs(cfg.vm().compareTimeoutMs())
+                    .withHttpDate(cfg.vm().compareHttpDate()), f -> pvmNic.send(f),
                     f -> ctx.lan().send(f), this::frameToPeer, this::onCheckpointNeeded, () -> pvmNic == null ? -1 : pvmNic.unreadFrames());
             return null;
         });
@@ -97,8 +98,16 @@ final class PrimaryRole implements FailoverControl.Target {
         path.every(20_000_000L, 20_000_000L, () -> {
             primaryPath.doWork(ctx.now());
             ctx.metrics().heldFrames.labelValues(cfg.vm().domain()).set(primaryPath.stats().heldNow());
+            long dates = primaryPath.stats().normalizedHttpDate();
+            if (dates > normalizedHttpDate) {
+                ctx.metrics().normalized.labelValues(cfg.vm().domain(), "http_date").inc(dates - normalizedHttpDate);
+                normalizedHttpDate = dates;
+            }
         });
     }
+
+    /** The http_date count already in the metric; path lane. */
+    private long normalizedHttpDate;
 
     int proxyPort() {
         return pvmNic.port();

@@ -224,7 +224,7 @@ final class PairSimulation {
                 new DaemonConfig.Witness(WITNESS_IP, 100), none, Optional.empty(), new DaemonConfig.Libvirt("sim:///", Optional.empty(),
                         Optional.empty()),
                 new DaemonConfig.Vm(VM, "tap0", Optional.empty(), SimPackets.ipText(SimPackets.ip(VM_HOST)), 7460, 3000, 10_000, "lz4", 2000,
-                        false, reuseSvm));
+                        false, reuseSvm, false));
     }
 
     static String domainXml() {

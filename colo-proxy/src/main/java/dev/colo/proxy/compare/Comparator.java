@@ -552,6 +552,8 @@ public final class Comparator {
         long secondaryFirst = Long.MIN_VALUE;
         boolean diverged;
         boolean finMatched;
+        /** The http_date rule's view of this flow, when it is on; made at the first comparison. */
+        HttpDateNormalizer dates;
         long lastNs;
         /** The highest acknowledgement the SVM sent on this flow (or the generation's floor); -1: none. */
         long svmAck = -1;
@@ -826,9 +828,29 @@ public final class Comparator {
             if (pData && sData) {
                 int n = (int) (Math.min(p.dataEnd(), s.dataEnd()) - m);
                 int d = firstDiff(p.buf, p.payloadOffset + (int) (m - p.start), s.buf, s.payloadOffset + (int) (m - s.start), n);
+                if (config.httpDate() && flow.dates == null) {
+                    flow.dates = new HttpDateNormalizer(flow.relative && m == 0);
+                }
                 if (d >= 0) {
+                    if (flow.dates != null && !flow.dates.gaveUp()) {
+                        feedDates(flow, p, m, d);
+                        stats.comparedBytes += d;
+                        flow.matched = m + d;
+                        int skip = equalDates(flow, m + d);
+                        if (skip > 0) {
+                            stats.normalizedHttpDate++;
+                            flow.matched = m + d + skip;
+                            continue;
+                        }
+                        if (skip == 0) {
+                            break; // both values are not all here yet
+                        }
+                    }
                     diverge(flow, Reason.PAYLOAD_MISMATCH, m + d, "first differing byte at stream offset " + (m + d), nowNs);
                     return;
+                }
+                if (flow.dates != null && !flow.dates.gaveUp()) {
+                    feedDates(flow, p, m, n);
                 }
                 stats.comparedBytes += n;
                 flow.matched = m + n;
@@ -849,6 +871,61 @@ public final class Comparator {
         }
         prune(flow.primary.index, m);
         prune(flow.secondary.index, m);
+    }
+
+    private static void feedDates(TcpFlow flow, Seg p, long from, int len) {
+        int at = p.payloadOffset + (int) (from - p.start);
+        for (int i = 0; i < len; i++) {
+            flow.dates.onMatched(p.buf.getByte(at + i) & 0xff);
+        }
+    }
+
+    /**
+     * The http_date rule at a mismatch at {@code x}: how many bytes from {@code x} on are two
+     * equal-length, well-formed Date values (and their CR) to take as equal; 0 when the values are
+     * not all here yet; -1 when this is not such a difference.
+     */
+    private int equalDates(TcpFlow flow, long x) {
+        int k = flow.dates.dateValueOffset();
+        if (k < 0) {
+            return -1;
+        }
+        int need = HttpDateNormalizer.VALUE_LENGTH - k + 1;
+        byte[] pRest = bytesAt(flow.primary, x, need);
+        byte[] sRest = bytesAt(flow.secondary, x, need);
+        if (pRest == null || sRest == null) {
+            return 0;
+        }
+        byte[] soFar = flow.dates.valueSoFar();
+        if (!HttpDateNormalizer.bothWellFormed(concat(soFar, pRest), concat(soFar, sRest))) {
+            return -1;
+        }
+        for (byte b : pRest) {
+            flow.dates.onMatched(b & 0xff);
+        }
+        return need;
+    }
+
+    private static byte[] concat(byte[] a, byte[] b) {
+        byte[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
+    }
+
+    /** {@code len} bytes of one side's stream from offset {@code off}, across segments; null if not all arrived. */
+    private static byte[] bytesAt(Side side, long off, int len) {
+        byte[] out = new byte[len];
+        int got = 0;
+        while (got < len) {
+            Seg seg = covering(side, off + got);
+            if (seg == null || seg.start > off + got || seg.dataEnd() <= off + got) {
+                return null;
+            }
+            int n = (int) Math.min(len - got, seg.dataEnd() - (off + got));
+            seg.buf.getBytes(seg.payloadOffset + (int) (off + got - seg.start), out, got, n);
+            got += n;
+        }
+        return out;
     }
 
     private static void prune(TreeMap<Long, Seg> index, long matched) {

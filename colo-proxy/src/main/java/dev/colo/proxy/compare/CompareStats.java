@@ -26,6 +26,13 @@ public final class CompareStats {
     /** UDP datagrams matched out of the SVM's order. */
     long udpReordered;
 
+    /** Checkpoints the http_date rule avoided: responses equal but for a well-formed Date value. */
+    long normalizedHttpDate;
+
+    public long normalizedHttpDate() {
+        return normalizedHttpDate;
+    }
+
     public long udpReordered() {
         return udpReordered;
     }
