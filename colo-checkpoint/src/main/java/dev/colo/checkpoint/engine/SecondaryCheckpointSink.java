@@ -235,8 +235,10 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
 
     /**
      * Promotion: the running SVM is the VM from now on and stays; a checkpoint in hand is dropped
-     * (its SVM never ran, so the running one has every frame), standbys are retired, and later
-     * checkpoint messages are ignored. Returns the SVM (null if none ran yet).
+     * (its SVM never ran, so the running one has every frame; one going in place either finished,
+     * since it is one lane task, or is given up before the SVM stopped), and later checkpoint
+     * messages are ignored. Returns the SVM (null if none ran yet) at once; the standbys are retired
+     * and the SVM leaves COLO mode right after, on the sink's lane.
      */
     public DomainRef takeOver() {
         try {
@@ -253,8 +255,14 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
                 assembling = null;
                 pendingCommit = null;
                 state(State.TOOK_OVER, "the SVM takes over");
-                pool.retireAll();
-                releaseInPlace();
+                // After the answer: destroying standbys takes libvirt up to seconds, and the SVM
+                // serves in COLO mode as well as out of it; the promotion must not wait for either.
+                lane.execute(() -> {
+                    pool.retireAll();
+                    if (state == State.TOOK_OVER) {
+                        releaseInPlace();
+                    }
+                });
                 return svm;
             });
         } catch (Exception ex) {
