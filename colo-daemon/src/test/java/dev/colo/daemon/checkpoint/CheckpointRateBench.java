@@ -1,0 +1,62 @@
+package dev.colo.daemon.checkpoint;
+
+import dev.colo.checkpoint.coordinator.CheckpointRecord;
+import dev.colo.checkpoint.coordinator.Trigger;
+import dev.colo.lab.Lab;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Sustained checkpoint rate on real QEMU (bench/checkpoint-rate), the SVM taking checkpoints in
+ * place against the fresh-standby fallback, side by side in one run: back-to-back checkpoints under
+ * client load, as a service whose every answer diverges would ask for them. Then a soak: in-place
+ * checkpoints, each checked (the SVM answers the next count, its own count since the last
+ * checkpoint undone). Usage: CheckpointRateBench [MIB=128] [N_IN_PLACE=300] [N_FRESH=20] [SOAK=1000]
+ */
+public final class CheckpointRateBench {
+    public static void main(String[] args) throws Exception {
+        int mib = args.length > 0 ? Integer.parseInt(args[0]) : 128;
+        int nInPlace = args.length > 1 ? Integer.parseInt(args[1]) : 300;
+        int nFresh = args.length > 2 ? Integer.parseInt(args[2]) : 20;
+        int soak = args.length > 3 ? Integer.parseInt(args[3]) : 1000;
+        Lab.require();
+        System.out.printf("checkpoint rate: %d MiB guest under client load, back-to-back on-demand checkpoints, lz4, mutual TLS on loopback%n",
+                mib);
+        for (boolean reuse : new boolean[] {true, false}) {
+            try (QemuEngineRig rig = new QemuEngineRig(reuse ? "rate-ip" : "rate-fs", mib, reuse)) {
+                rig.start();
+                rig.startLoad();
+                int n = reuse ? nInPlace : nFresh;
+                List<CheckpointRecord> rows = new ArrayList<>();
+                long t0 = System.nanoTime();
+                for (int i = 0; i < n; i++) {
+                    CheckpointRecord r = rig.checkpoint(Trigger.ON_DEMAND, "rate benchmark");
+                    if (!r.committed()) {
+                        throw new IllegalStateException("checkpoint " + r.seq() + " failed: " + r.outcome());
+                    }
+                    rows.add(r);
+                }
+                double seconds = (System.nanoTime() - t0) / 1e9;
+                rig.stopLoad();
+                rig.assertSvmIsACopyOfThePvm(); // the last of them made a correct SVM
+                System.out.printf("  %-13s %4d checkpoints in %5.1f s = %5.1f/s | paused p50 %.1f p99 %.1f ms | SVM ready p50 %.1f p99 %.1f ms"
+                        + " | device state %d B%n", reuse ? "in place" : "fresh standby", n, seconds, n / seconds,
+                        CheckpointBench.pct(rows, CheckpointRecord::pausedNs, 50) / 1e6, CheckpointBench.pct(rows, CheckpointRecord::pausedNs, 99) / 1e6,
+                        CheckpointBench.pct(rows, CheckpointRecord::svmReadyNs, 50) / 1e6,
+                        CheckpointBench.pct(rows, CheckpointRecord::svmReadyNs, 99) / 1e6, rows.get(rows.size() - 1).deviceStateBytes());
+                if (reuse && soak > 0) {
+                    long s0 = System.nanoTime();
+                    for (int i = 0; i < soak; i++) {
+                        CheckpointRecord r = rig.checkpoint(Trigger.ON_DEMAND, "soak");
+                        if (!r.committed()) {
+                            throw new IllegalStateException("soak checkpoint " + r.seq() + " failed: " + r.outcome());
+                        }
+                        rig.assertSvmIsACopyOfThePvm();
+                    }
+                    System.out.printf("  soak: %d in-place checkpoints, each followed by a count from the SVM and the PVM: all continuous (%.0f s)%n",
+                            soak, (System.nanoTime() - s0) / 1e9);
+                }
+            }
+        }
+    }
+}
