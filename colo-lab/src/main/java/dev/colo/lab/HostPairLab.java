@@ -115,6 +115,10 @@ public final class HostPairLab implements AutoCloseable {
         host.exec("ip", "link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0").orThrow();
         host.exec("ip", "link", "set", veth, "master", "br0").orThrow();
         host.exec("ip", "link", "set", veth, "up").orThrow();
+        // A host's bridge carries its NIC's address for good (a bridge left to choose takes its
+        // lowest port's, and changes it as VM taps come and go).
+        String nicMac = host.exec("cat", "/sys/class/net/" + veth + "/address").orThrow().out().trim();
+        host.exec("ip", "link", "set", "br0", "address", nicMac).orThrow();
         host.exec("ip", "addr", "add", ip + "/24", "dev", "br0").orThrow();
         host.exec("ip", "link", "set", "br0", "up").orThrow();
     }
