@@ -80,6 +80,13 @@ public final class LabLan implements AutoCloseable {
         return r.ok() ? r.out() : null;
     }
 
+    /** One HTTP GET timed by curl itself (not the process start): seconds, or -1 when nothing answered in time. */
+    public double httpGetSeconds(String path, Duration timeout) {
+        Command.Result r = ns.exec(timeout.plusSeconds(2), "curl", "-s", "-o", "/dev/null", "-w", "%{time_total}", "-m",
+                Long.toString(Math.max(1, timeout.toSeconds())), "http://" + GUEST_IP + path);
+        return r.ok() ? Double.parseDouble(r.out().trim()) : -1;
+    }
+
     /** GET /cgi-bin/counter and parse {@code count=N}; -1 when there was no answer. */
     public int counter(Duration timeout) {
         String body = httpGet("/cgi-bin/counter", timeout);

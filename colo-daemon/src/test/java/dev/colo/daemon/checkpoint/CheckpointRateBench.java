@@ -4,6 +4,7 @@ import dev.colo.checkpoint.coordinator.CheckpointRecord;
 import dev.colo.checkpoint.coordinator.Trigger;
 import dev.colo.lab.Lab;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 
 /**
@@ -14,6 +15,10 @@ import java.util.List;
  * checkpoint undone). Usage: CheckpointRateBench [MIB=128] [N_IN_PLACE=300] [N_FRESH=20] [SOAK=1000]
  */
 public final class CheckpointRateBench {
+    private static double pct(List<Double> sorted, int p) {
+        return sorted.isEmpty() ? -1 : sorted.get(Math.min(sorted.size() - 1, (int) Math.ceil(p / 100.0 * sorted.size()) - 1));
+    }
+
     public static void main(String[] args) throws Exception {
         int mib = args.length > 0 ? Integer.parseInt(args[0]) : 128;
         int nInPlace = args.length > 1 ? Integer.parseInt(args[1]) : 300;
@@ -25,6 +30,7 @@ public final class CheckpointRateBench {
         for (boolean reuse : new boolean[] {true, false}) {
             try (QemuEngineRig rig = new QemuEngineRig(reuse ? "rate-ip" : "rate-fs", mib, reuse)) {
                 rig.start();
+                CheckpointRecord pairing = rig.records().get(0); // the first checkpoint: the whole RAM and the whole stream
                 rig.startLoad();
                 int n = reuse ? nInPlace : nFresh;
                 List<CheckpointRecord> rows = new ArrayList<>();
@@ -39,11 +45,19 @@ public final class CheckpointRateBench {
                 double seconds = (System.nanoTime() - t0) / 1e9;
                 rig.stopLoad();
                 rig.assertSvmIsACopyOfThePvm(); // the last of them made a correct SVM
+                List<Double> latency = new ArrayList<>(rig.clientLatencySeconds);
+                Collections.sort(latency);
                 System.out.printf("  %-13s %4d checkpoints in %5.1f s = %5.1f/s | paused p50 %.1f p99 %.1f ms | SVM ready p50 %.1f p99 %.1f ms"
                         + " | device state %d B%n", reuse ? "in place" : "fresh standby", n, seconds, n / seconds,
                         CheckpointBench.pct(rows, CheckpointRecord::pausedNs, 50) / 1e6, CheckpointBench.pct(rows, CheckpointRecord::pausedNs, 99) / 1e6,
                         CheckpointBench.pct(rows, CheckpointRecord::svmReadyNs, 50) / 1e6,
                         CheckpointBench.pct(rows, CheckpointRecord::svmReadyNs, 99) / 1e6, rows.get(rows.size() - 1).deviceStateBytes());
+                System.out.printf("  %-13s client GET /index.html straight to the PVM (its pauses, not the proxy's hold): %d answered, p50 %.1f p99 %.1f ms%n",
+                        "", latency.size(), pct(latency, 50) * 1e3, pct(latency, 99) * 1e3);
+                System.out.printf("  %-13s pairing (first) checkpoint paused the PVM %.1f ms (%d dirty pages) vs ordinary p50 %.1f ms%n", "",
+                        pairing.pausedNs() / 1e6, pairing.dirtyPages(), CheckpointBench.pct(rows, CheckpointRecord::pausedNs, 50) / 1e6);
+                System.out.printf("  %-13s secondary memory for this VM: %d QEMU process(es), RSS %d MiB (guest RAM shared with the daemon's mapping)"
+                        + " + shadow %d MiB%n", "", rig.secondaryDomains(), rig.secondaryQemuRssBytes() >> 20, mib);
                 if (reuse && soak > 0) {
                     long s0 = System.nanoTime();
                     for (int i = 0; i < soak; i++) {

@@ -56,6 +56,8 @@ final class QemuEngineRig implements EngineRig {
     final List<CheckpointRecord> records = new CopyOnWriteArrayList<>();
     final List<Long> released = new CopyOnWriteArrayList<>();
     final AtomicBoolean corruptNext = new AtomicBoolean();
+    /** Each answered request of the background load, as curl timed it (seconds). */
+    final List<Double> clientLatencySeconds = new CopyOnWriteArrayList<>();
     final ThreadedRuntime runtimeA = new ThreadedRuntime(new NodeIdentity("host-a", "web1", "primary"));
     final ThreadedRuntime runtimeB = new ThreadedRuntime(new NodeIdentity("host-b", "web1", "secondary"));
     private final DomainRef pvm;
@@ -237,6 +239,29 @@ final class QemuEngineRig implements EngineRig {
         return true;
     }
 
+    /** Resident memory of the secondary's QEMU processes (the SVM and any standbys), in bytes. */
+    long secondaryQemuRssBytes() throws java.io.IOException {
+        long total = 0;
+        for (String name : tapOf.keySet()) {
+            java.nio.file.Path pidFile = java.nio.file.Path.of("/run/libvirt/qemu/" + name + ".pid");
+            if (!Files.exists(pidFile)) {
+                continue;
+            }
+            String pid = Files.readString(pidFile).trim();
+            for (String line : Files.readAllLines(java.nio.file.Path.of("/proc/" + pid + "/status"))) {
+                if (line.startsWith("VmRSS:")) {
+                    total += Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
+                }
+            }
+        }
+        return total;
+    }
+
+    /** Domains the secondary holds now (the SVM and its standbys). */
+    int secondaryDomains() {
+        return tapOf.size();
+    }
+
     /** The PVM's counter as last read. */
     int count() {
         return count;
@@ -246,7 +271,10 @@ final class QemuEngineRig implements EngineRig {
         loadRunning.set(true);
         load = new Thread(() -> {
             while (loadRunning.get()) {
-                lanA.httpGet("/index.html", Duration.ofSeconds(2));
+                double seconds = lanA.httpGetSeconds("/index.html", Duration.ofSeconds(2));
+                if (seconds >= 0) {
+                    clientLatencySeconds.add(seconds);
+                }
             }
         }, "client-load");
         load.start();
