@@ -143,7 +143,7 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
     private long committedSeq;
 
     /** How long a reused SVM may take to read the input it was given before it stops. */
-    static final long DRAIN_NS = 100_000_000L;
+    static final long DRAIN_NS = 250_000_000L;
     private static final long DRAIN_POLL_NS = 1_000_000L;
 
     /** Without SVM reuse: every checkpoint goes into a fresh standby. */
