@@ -99,6 +99,26 @@ public interface Hypervisor extends AutoCloseable {
     /** Maps the guest RAM file of a running domain with shared file-backed memory. */
     GuestRam mapGuestRam(DomainRef domain);
 
+    /** Virtual size in bytes of disk {@code target} (its name in the domain, e.g. "vdb") of a running domain. */
+    long diskSize(DomainRef domain, String target, Duration timeout);
+
+    /**
+     * Starts mirroring disk {@code target} of a running domain into {@code to}: the whole disk is
+     * copied in the background, and from the start each guest write completes only once {@code to}
+     * took it too. {@link DiskMirror#progress} says when the copy is done. On QEMU: an NBD client
+     * node and {@code blockdev-mirror} with {@code copy-mode=write-blocking}.
+     */
+    DiskMirror mirrorDisk(DomainRef domain, String target, MirrorTarget to, Duration timeout);
+
+    /**
+     * Creates an empty overlay image of {@code sizeBytes} (qcow2 on QEMU) at {@code file}, which the
+     * hypervisor's guests may then open: an SVM keeps its own writes in such overlays.
+     */
+    void createOverlay(java.nio.file.Path file, long sizeBytes);
+
+    /** The system user the hypervisor runs guests as: files and sockets colo hands to guests are given to it. */
+    String guestUser();
+
     @Override
     void close();
 }

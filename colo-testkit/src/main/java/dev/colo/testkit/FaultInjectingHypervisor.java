@@ -171,6 +171,28 @@ public final class FaultInjectingHypervisor implements Hypervisor {
     }
 
     @Override
+    public long diskSize(DomainRef domain, String target, Duration timeout) {
+        maybeTimeOut(domain, "query-block", timeout);
+        return real.diskSize(domain, target, timeout);
+    }
+
+    @Override
+    public dev.colo.hypervisor.DiskMirror mirrorDisk(DomainRef domain, String target, dev.colo.hypervisor.MirrorTarget to, Duration timeout) {
+        maybeTimeOut(domain, "blockdev-mirror", timeout);
+        return real.mirrorDisk(domain, target, to, timeout);
+    }
+
+    @Override
+    public void createOverlay(java.nio.file.Path file, long sizeBytes) {
+        real.createOverlay(file, sizeBytes);
+    }
+
+    @Override
+    public String guestUser() {
+        return real.guestUser();
+    }
+
+    @Override
     public void close() {
         real.close();
     }

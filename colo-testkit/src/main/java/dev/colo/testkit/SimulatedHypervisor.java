@@ -5,6 +5,8 @@ import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.colo.hypervisor.Blocking;
 import dev.colo.hypervisor.DeviceState;
+import dev.colo.hypervisor.DiskMirror;
+import dev.colo.hypervisor.MirrorTarget;
 import dev.colo.hypervisor.DomainRef;
 import dev.colo.hypervisor.DomainState;
 import dev.colo.hypervisor.GuestRam;
@@ -58,6 +60,10 @@ public final class SimulatedHypervisor implements Hypervisor {
         boolean guestRan;
         /** Loaded as a reusable SVM and not released: it takes checkpoints in place. */
         boolean colo;
+        /** The guest's disks by target name (declared by the test with {@link #addDisk}). */
+        final Map<String, byte[]> disks = new LinkedHashMap<>();
+        /** Where each mirrored disk's writes go (QEMU's write-blocking mirror: before the guest sees them complete). */
+        final Map<String, MirrorTarget> mirrors = new HashMap<>();
 
         Sim(String name, String uuid, String xml) {
             this.name = name;
@@ -186,6 +192,36 @@ public final class SimulatedHypervisor implements Hypervisor {
             throw new IllegalStateException("guest " + domainName + " is " + s.state + " and cannot write RAM");
         }
         System.arraycopy(data, 0, s.ram, (int) offset, data.length);
+    }
+
+    /** Gives {@code domain} a disk {@code target} of {@code size} zero bytes. */
+    public synchronized void addDisk(String domainName, String target, int size) {
+        byName(domainName).orElseThrow().disks.put(target, new byte[size]);
+    }
+
+    /**
+     * The guest writes its disk and the write completes: with a mirror attached, the mirror target
+     * has it before this returns, as with QEMU's write-blocking mirror. {@code data} null: zeroes.
+     */
+    public synchronized void guestDiskWrite(String domainName, String target, long offset, long length, byte[] data) {
+        Sim s = byName(domainName).orElseThrow();
+        if (s.state != DomainState.RUNNING) {
+            throw new IllegalStateException("guest " + domainName + " is " + s.state + " and cannot write its disk");
+        }
+        byte[] disk = s.disks.get(target);
+        if (data == null) {
+            java.util.Arrays.fill(disk, (int) offset, (int) (offset + length), (byte) 0);
+        } else {
+            System.arraycopy(data, 0, disk, (int) offset, data.length);
+        }
+        MirrorTarget m = s.mirrors.get(target);
+        if (m != null) {
+            m.write(offset, length, data == null ? null : data.clone());
+        }
+    }
+
+    public synchronized byte[] guestDisk(String domainName, String target) {
+        return byName(domainName).orElseThrow().disks.get(target).clone();
     }
 
     public synchronized byte[] guestRead(String domainName, long offset, int length) {
@@ -593,6 +629,63 @@ public final class SimulatedHypervisor implements Hypervisor {
         public void close() {
             broken = true;
         }
+    }
+
+    @Override
+    public synchronized long diskSize(DomainRef domain, String target, Duration timeout) {
+        check("query-block");
+        byte[] d = sim(domain).disks.get(target);
+        if (d == null) {
+            throw new HypervisorException(Kind.UNSUPPORTED_DOMAIN, "domain " + domain.name() + " has no disk '" + target + "'");
+        }
+        return d.length;
+    }
+
+    /** The whole disk is copied at once (the simulation has no background job), then every write follows. */
+    @Override
+    public synchronized DiskMirror mirrorDisk(DomainRef domain, String target, MirrorTarget to, Duration timeout) {
+        check("blockdev-mirror");
+        Sim s = sim(domain);
+        byte[] d = s.disks.get(target);
+        if (d == null) {
+            throw new HypervisorException(Kind.UNSUPPORTED_DOMAIN, "domain " + domain.name() + " has no disk '" + target + "'");
+        }
+        qmpLog.add(s.name + ":blockdev-mirror");
+        s.mirrors.put(target, to);
+        to.write(0, d.length, d.clone());
+        long size = d.length;
+        return new DiskMirror() {
+            @Override
+            public String target() {
+                return target;
+            }
+
+            @Override
+            public Progress progress(Duration t) {
+                synchronized (SimulatedHypervisor.this) {
+                    boolean on = s.mirrors.get(target) == to && s.state.isActive();
+                    return new Progress(size, size, on, on ? null : "mirror job is gone");
+                }
+            }
+
+            @Override
+            public void close() {
+                synchronized (SimulatedHypervisor.this) {
+                    s.mirrors.remove(target, to);
+                }
+            }
+        };
+    }
+
+    /** Overlays live in the SVM's own disk model here: nothing to create. */
+    @Override
+    public void createOverlay(java.nio.file.Path file, long sizeBytes) {
+        check("qemu-img create");
+    }
+
+    @Override
+    public String guestUser() {
+        return System.getProperty("user.name");
     }
 
     @Override

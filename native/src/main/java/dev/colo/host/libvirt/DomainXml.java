@@ -106,34 +106,151 @@ public final class DomainXml {
     }
 
     /**
-     * The domain's writable disks (target name and source), in order. A disk marked
-     * {@code <readonly/>} is left out; so are CD-ROMs and floppies. colo does not replicate disks yet.
+     * One {@code <disk>} of the domain as colo judges it.
+     *
+     * @param device disk, lun, cdrom or floppy
+     * @param type where the data lives: file, block, network, volume
+     * @param format the driver's type: raw, qcow2 (empty when unstated)
+     * @param pciAddress {@code <address type='pci'>} as "bus:slot.function" in hex, or empty
      */
-    public List<String> writableDisks() {
-        List<String> out = new ArrayList<>();
-        Optional<Element> devices = child(root(), "devices");
-        if (devices.isEmpty()) {
-            return out;
+    public record Disk(String target, String device, String bus, String type, String source, String format, boolean readOnly,
+            boolean shareable, String pciAddress, String alias) {
+        /** Written by the guest, so the SVM needs a copy of it. CD-ROMs, floppies and {@code <readonly/>} disks are not. */
+        public boolean writable() {
+            return (device.equals("disk") || device.equals("lun")) && !readOnly;
         }
-        NodeList disks = devices.get().getElementsByTagName("disk");
-        for (int i = 0; i < disks.getLength(); i++) {
-            Element d = (Element) disks.item(i);
-            String device = d.getAttribute("device");
-            if (!(device.isEmpty() || device.equals("disk") || device.equals("lun")) || child(d, "readonly").isPresent()) {
-                continue;
-            }
-            String target = child(d, "target").map(t -> t.getAttribute("dev")).orElse("?");
+
+        @Override
+        public String toString() {
+            return target + " (" + source + ")";
+        }
+    }
+
+    /** Every {@code <disk>} of the domain, in order. */
+    public List<Disk> disks() {
+        List<Disk> out = new ArrayList<>();
+        for (Element d : deviceElements("disk")) {
+            String device = d.getAttribute("device").isEmpty() ? "disk" : d.getAttribute("device");
             String source = child(d, "source").map(src -> {
                 for (String a : new String[] {"file", "dev", "name", "volume"}) {
                     if (!src.getAttribute(a).isEmpty()) {
                         return src.getAttribute(a);
                     }
                 }
-                return "?";
-            }).orElse("no source");
-            out.add(target + " (" + source + ")");
+                return "";
+            }).orElse("");
+            String pci = child(d, "address").filter(a -> "pci".equals(a.getAttribute("type")))
+                    .map(a -> hex(a.getAttribute("bus")) + ":" + hex(a.getAttribute("slot")) + "." + hex(a.getAttribute("function"))).orElse("");
+            out.add(new Disk(child(d, "target").map(t -> t.getAttribute("dev")).orElse(""), device,
+                    child(d, "target").map(t -> t.getAttribute("bus")).orElse(""), d.getAttribute("type"), source,
+                    child(d, "driver").map(t -> t.getAttribute("type")).orElse(""), child(d, "readonly").isPresent(),
+                    child(d, "shareable").isPresent(), pci, child(d, "alias").map(a -> a.getAttribute("name")).orElse("")));
         }
         return out;
+    }
+
+    private static String hex(String libvirtNumber) {
+        if (libvirtNumber.isEmpty()) {
+            return "0";
+        }
+        return Integer.toHexString(libvirtNumber.startsWith("0x") ? Integer.parseInt(libvirtNumber.substring(2), 16)
+                : Integer.parseInt(libvirtNumber));
+    }
+
+    /** The domain's writable disks (target name and source), in order: what an SVM needs a copy of. */
+    public List<String> writableDisks() {
+        List<String> out = new ArrayList<>();
+        for (Disk d : disks()) {
+            if (d.writable()) {
+                out.add(d.toString());
+            }
+        }
+        return out;
+    }
+
+    /** The alias libvirt gave disk {@code target} in a running domain's XML (QEMU's device id). */
+    public Optional<String> diskAlias(String target) {
+        return disks().stream().filter(d -> d.target().equals(target) && !d.alias().isEmpty()).map(Disk::alias).findFirst();
+    }
+
+    /**
+     * Disk {@code target} as an SVM's disk: QEMU's block replication driver in secondary mode over
+     * {@code active} (qcow2) over {@code hidden} (qcow2) over {@code base} (raw, colo's copy of the
+     * PVM's disk), on a virtio-blk device at the PVM's PCI address. libvirt has no XML for the
+     * replication driver, so the disk leaves libvirt's {@code <devices>} and is given to QEMU on its
+     * command line. The SVM's own writes stay in the overlays, which QEMU's COLO checkpoint empties
+     * and its failover commits into the base. {@code base} is opened without locking: colo writes it
+     * while the SVM is stopped, and a fresh standby opens it beside the SVM it replaces.
+     */
+    public DomainXml withReplicatedDisk(String target, java.nio.file.Path base, java.nio.file.Path active, java.nio.file.Path hidden) {
+        DomainXml c = copy();
+        Element disk = null;
+        for (Element d : c.deviceElements("disk")) {
+            if (c.child(d, "target").map(t -> target.equals(t.getAttribute("dev"))).orElse(false)) {
+                disk = d;
+            }
+        }
+        if (disk == null) {
+            throw new HypervisorException(Kind.UNSUPPORTED_DOMAIN, "the domain has no disk '" + target + "' to replicate");
+        }
+        Disk described = disks().stream().filter(d -> d.target().equals(target)).findFirst().orElseThrow();
+        if (!described.bus().equals("virtio")) {
+            throw new HypervisorException(Kind.UNSUPPORTED_DOMAIN, "disk " + target + " is on bus '" + described.bus()
+                    + "'; colo replicates virtio disks only");
+        }
+        if (described.pciAddress().isEmpty()) {
+            throw new HypervisorException(Kind.UNSUPPORTED_DOMAIN, "disk " + target + " has no PCI address in the PVM's definition; "
+                    + "the SVM's disk must sit at the same address");
+        }
+        for (java.nio.file.Path p : List.of(base, active, hidden)) {
+            if (p.toString().contains(",")) {
+                throw new HypervisorException(Kind.UNSUPPORTED_DOMAIN, "disk file " + p + " has a comma in its path, which QEMU's options cannot take");
+            }
+        }
+        disk.getParentNode().removeChild(disk);
+        String[] pci = described.pciAddress().split("[:.]");
+        int bus = Integer.parseInt(pci[0], 16);
+        boolean q35 = c.child(c.root(), "os").flatMap(os -> c.child(os, "type")).map(t -> t.getAttribute("machine").contains("q35"))
+                .orElse(false);
+        // libvirt's names for QEMU's PCI buses: the root bus, and its bridges by index.
+        String busName = bus != 0 ? "pci." + bus : q35 ? "pcie.0" : "pci.0";
+        String baseId = "colo-base-" + target;
+        String drive = "colo-" + target;
+        c.commandLine("-drive", "if=none,id=" + baseId + ",driver=raw,file.driver=file,file.filename=" + base + ",file.locking=off");
+        c.commandLine("-drive", "if=none,id=" + drive + ",driver=replication,mode=secondary,top-id=" + drive + ",file.driver=qcow2,file.file.filename="
+                + active + ",file.backing.driver=qcow2,file.backing.file.filename=" + hidden + ",file.backing.backing=" + baseId);
+        c.commandLine("-device", "virtio-blk-pci,drive=" + drive + ",id=colo-disk-" + target + ",bus=" + busName + ",addr=0x" + pci[1]
+                + (pci[2].equals("0") ? "" : "." + pci[2]));
+        return c;
+    }
+
+    private List<Element> deviceElements(String tag) {
+        List<Element> out = new ArrayList<>();
+        child(root(), "devices").ifPresent(d -> {
+            for (Node n = d.getFirstChild(); n != null; n = n.getNextSibling()) {
+                if (n instanceof Element e && tag.equals(e.getTagName())) {
+                    out.add(e);
+                }
+            }
+        });
+        return out;
+    }
+
+    /** Appends arguments to the {@code <qemu:commandline>} (created when missing). */
+    private void commandLine(String... values) {
+        Element cl;
+        NodeList existing = root().getElementsByTagNameNS(QEMU_NS, "commandline");
+        if (existing.getLength() > 0) {
+            cl = (Element) existing.item(0);
+        } else {
+            cl = doc.createElementNS(QEMU_NS, "qemu:commandline");
+            root().appendChild(cl);
+        }
+        for (String v : values) {
+            Element arg = doc.createElementNS(QEMU_NS, "qemu:arg");
+            arg.setAttribute("value", v);
+            cl.appendChild(arg);
+        }
     }
 
     /** The MAC addresses of the domain's NICs, in order. */
@@ -186,6 +303,10 @@ public final class DomainXml {
     public DomainXml withProxyNic(String mac, String host, int port) {
         DomainXml c = copy();
         Element devices = c.devices();
+        // The first NIC's PCI address stays: an SVM must have every device where its PVM has it,
+        // and libvirt would otherwise give the new NIC the first free slot.
+        Optional<Element> address = c.interfaces().stream().findFirst().flatMap(n -> c.child(n, "address"))
+                .filter(a -> "pci".equals(a.getAttribute("type")));
         for (Element nic : c.interfaces()) {
             devices.removeChild(nic);
         }
@@ -201,6 +322,7 @@ public final class DomainXml {
         Element model = c.doc.createElement("model");
         model.setAttribute("type", "virtio");
         nic.appendChild(model);
+        address.ifPresent(a -> nic.appendChild(a.cloneNode(true)));
         devices.appendChild(nic);
         return c;
     }
@@ -208,25 +330,13 @@ public final class DomainXml {
     /** Adds {@code -incoming defer}: the standby starts, then waits for device state. */
     public DomainXml asIncomingStandby() {
         DomainXml c = copy();
-        Element cl = null;
-        NodeList existing = c.root().getElementsByTagNameNS(QEMU_NS, "commandline");
-        if (existing.getLength() > 0) {
-            cl = (Element) existing.item(0);
-        } else {
-            cl = c.doc.createElementNS(QEMU_NS, "qemu:commandline");
-            c.root().appendChild(cl);
-        }
-        NodeList args = cl.getElementsByTagNameNS(QEMU_NS, "arg");
+        NodeList args = c.root().getElementsByTagNameNS(QEMU_NS, "arg");
         for (int i = 0; i < args.getLength(); i++) {
             if ("-incoming".equals(((Element) args.item(i)).getAttribute("value"))) {
                 return c;
             }
         }
-        for (String v : List.of("-incoming", "defer")) {
-            Element arg = c.doc.createElementNS(QEMU_NS, "qemu:arg");
-            arg.setAttribute("value", v);
-            cl.appendChild(arg);
-        }
+        c.commandLine("-incoming", "defer");
         return c;
     }
 
@@ -259,15 +369,7 @@ public final class DomainXml {
     }
 
     private List<Element> interfaces() {
-        List<Element> out = new ArrayList<>();
-        child(root(), "devices").ifPresent(d -> {
-            for (Node n = d.getFirstChild(); n != null; n = n.getNextSibling()) {
-                if (n instanceof Element e && "interface".equals(e.getTagName())) {
-                    out.add(e);
-                }
-            }
-        });
-        return out;
+        return deviceElements("interface");
     }
 
     private Optional<Element> child(Element parent, String name) {

@@ -4,9 +4,11 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.colo.host.posix.Command;
 import dev.colo.host.posix.Fd;
 import dev.colo.hypervisor.Blocking;
 import dev.colo.hypervisor.DeviceState;
+import dev.colo.hypervisor.DiskMirror;
 import dev.colo.hypervisor.DomainRef;
 import dev.colo.hypervisor.DomainState;
 import dev.colo.hypervisor.GuestRam;
@@ -15,6 +17,7 @@ import dev.colo.hypervisor.HypervisorException;
 import dev.colo.hypervisor.HypervisorException.Kind;
 import dev.colo.hypervisor.LifecycleEvent;
 import dev.colo.hypervisor.LifecycleListener;
+import dev.colo.hypervisor.MirrorTarget;
 import dev.colo.hypervisor.QmpException;
 import dev.colo.hypervisor.ReusableSvm;
 import java.io.ByteArrayOutputStream;
@@ -50,6 +53,7 @@ import org.slf4j.LoggerFactory;
 public final class LibvirtHypervisor implements Hypervisor {
     private static final Logger log = LoggerFactory.getLogger(LibvirtHypervisor.class);
     private static final ObjectMapper JSON = new ObjectMapper();
+    private static final Pattern QEMU_USER = Pattern.compile("^\\s*user\\s*=\\s*\"([^\"]+)\"\\s*$");
     private static final Pattern UUID_RE = Pattern.compile("[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}");
     private static final int VIR_DOMAIN_START_PAUSED = 1;
     private static final int VIR_DOMAIN_XML_INACTIVE = 2;
@@ -747,6 +751,50 @@ public final class LibvirtHypervisor implements Hypervisor {
     }
 
     /** A fresh random UUID string, for derived domains. */
+    // --- disks ---
+
+    @Override
+    public long diskSize(DomainRef domain, String target, Duration timeout) {
+        return QemuDiskMirror.find(this, domain, target, timeout).size();
+    }
+
+    @Override
+    public DiskMirror mirrorDisk(DomainRef domain, String target, MirrorTarget to, Duration timeout) {
+        return QemuDiskMirror.start(this, domain, target, to, timeout);
+    }
+
+    @Override
+    public void createOverlay(java.nio.file.Path file, long sizeBytes) {
+        Command.Result r = Command.run(Duration.ofSeconds(30), "qemu-img", "create", "-q", "-f", "qcow2", file.toString(), Long.toString(sizeBytes));
+        if (!r.ok()) {
+            throw new HypervisorException(Kind.FAILED, "qemu-img cannot create overlay " + file + ": " + r.err().trim());
+        }
+        try {
+            java.nio.file.Files.setOwner(file, file.getFileSystem().getUserPrincipalLookupService().lookupPrincipalByName(guestUser()));
+        } catch (IOException e) {
+            throw new HypervisorException(Kind.FAILED, "cannot give overlay " + file + " to " + guestUser() + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** libvirt's {@code user} in qemu.conf (QEMU's user), "libvirt-qemu" as Debian sets it when unset. */
+    @Override
+    public String guestUser() {
+        java.nio.file.Path conf = java.nio.file.Path.of("/etc/libvirt/qemu.conf");
+        try {
+            if (java.nio.file.Files.isReadable(conf)) {
+                for (String line : java.nio.file.Files.readAllLines(conf)) {
+                    java.util.regex.Matcher m = QEMU_USER.matcher(line);
+                    if (m.matches()) {
+                        return m.group(1).startsWith("+") ? m.group(1).substring(1) : m.group(1);
+                    }
+                }
+            }
+        } catch (IOException e) {
+            log.atWarn().addKeyValue("file", conf).addKeyValue("reason", e.getMessage()).log("cannot read QEMU's user from qemu.conf");
+        }
+        return "libvirt-qemu";
+    }
+
     public static String newUuid() {
         return UUID.randomUUID().toString();
     }
