@@ -10,6 +10,8 @@ public enum Trigger {
     MAX_INTERVAL,
     /** An operator or the daemon asked. */
     ON_DEMAND,
+    /** The PVM wrote more to its disks since the last checkpoint than the primary keeps at ease. */
+    DISK_LOG,
     /** The first checkpoint of a pair, or the one after an abort: full. */
     RESYNC,
     /** A planned switchover: the last checkpoint of this primary; the PVM is not resumed. */

@@ -15,6 +15,7 @@ import dev.colo.checkpoint.link.proto.CheckpointBegin;
 import dev.colo.checkpoint.link.proto.CheckpointCommit;
 import dev.colo.checkpoint.link.proto.DeviceState;
 import dev.colo.checkpoint.link.proto.DeviceStateForm;
+import dev.colo.checkpoint.link.proto.DiskWrites;
 import dev.colo.checkpoint.link.proto.Envelope;
 import dev.colo.checkpoint.link.proto.PageBatch;
 import dev.colo.checkpoint.link.proto.Role;
@@ -93,6 +94,7 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
     private final LifeCycle life = new LifeCycle("checkpoint engine");
     private final CheckpointCoordinator coordinator;
     private final LongSupplier term;
+    private final DiskEpochs disks;
     private Cancellable ticker = Cancellable.NONE;
     /** The checkpoint being shipped; a shipment that waits for the link stops once it was abandoned. */
     private volatile long shippingSeq = -1;
@@ -119,6 +121,13 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
      */
     public PrimaryCheckpointEngine(String pair, NodeRuntime runtime, Hypervisor hv, DomainRef pvm, LinkPort link, Codec codec,
             CoordinatorConfig config, Listener listener, long lastSeq, LongSupplier term) {
+        this(pair, runtime, hv, pvm, link, codec, config, listener, lastSeq, term, DiskEpochs.NONE);
+    }
+
+    /** @param disks the PVM's replicated disks: each checkpoint cuts them at its pause and carries their epochs */
+    public PrimaryCheckpointEngine(String pair, NodeRuntime runtime, Hypervisor hv, DomainRef pvm, LinkPort link, Codec codec,
+            CoordinatorConfig config, Listener listener, long lastSeq, LongSupplier term, DiskEpochs disks) {
+        this.disks = disks;
         this.pair = pair;
         this.runtime = runtime;
         this.hv = hv;
@@ -169,6 +178,7 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
         long t = now();
         secondaryReusesSvm = ack.getStatus() == Status.OK && ack.getSvmReusable();
         if (ack.getStatus() == Status.OK) {
+            disks.acknowledged(ack.getCheckpointSeq());
             if (ack.getLoadedInPlace()) {
                 loadedInPlace.add(ack.getCheckpointSeq());
             }
@@ -242,6 +252,9 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
     @Override
     public void capture(long seq, boolean full) {
         work(seq, Step.CAPTURE, () -> {
+            // QMP stop drained the PVM's I/O: every write its guest saw complete is in the disks'
+            // relays now, and nothing the guest writes after the resume belongs to this checkpoint.
+            disks.cut(seq);
             // Both need only a paused PVM: save device state while the pages are scanned.
             long t0 = now();
             long[] saveDone = new long[1];
@@ -295,11 +308,18 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
         shippingSeq = seq;
         work(seq, Step.SHIP, () -> {
             PageBatches.Encoded enc = PageBatches.encode(seq, capturedPages, shadow, codec, 256);
-            List<Envelope> messages = new ArrayList<>(enc.batches().size() + 3);
+            List<DiskWrites> diskBatches = disks.batches(seq);
+            List<Envelope> messages = new ArrayList<>(enc.batches().size() + diskBatches.size() + 3);
             messages.add(envelope(Envelope.newBuilder().setCheckpointBegin(CheckpointBegin.newBuilder().setCheckpointSeq(seq)
-                    .setFull(capturedFull).setGuestRamBytes(ram.size()).setPageSize(GuestRam.PAGE_SIZE).setBatches(enc.batches().size()))));
+                    .setFull(capturedFull).setGuestRamBytes(ram.size()).setPageSize(GuestRam.PAGE_SIZE).setBatches(enc.batches().size())
+                    .setDiskBatches(diskBatches.size()).putAllDiskCopyBatches(disks.copyBatches(seq)))));
             for (PageBatch b : enc.batches()) {
                 messages.add(envelope(Envelope.newBuilder().setPages(b)));
+            }
+            long diskWire = 0;
+            for (DiskWrites d : diskBatches) {
+                messages.add(envelope(Envelope.newBuilder().setDiskWrites(d)));
+                diskWire += d.getData().size();
             }
             CRC32C crc = new CRC32C();
             crc.update(capturedDevice);
@@ -310,7 +330,7 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
                     .setRawLength(capturedDevice.length).setForm(capturedForm))));
             messages.add(envelope(Envelope.newBuilder().setCheckpointCommit(CheckpointCommit.newBuilder().setCheckpointSeq(seq)
                     .setBatches(enc.batches().size()).setDirtyPages(capturedPages.length))));
-            long wire = enc.wireBytes() + packedDevice.length;
+            long wire = enc.wireBytes() + packedDevice.length + diskWire;
             sendAll(seq, messages.iterator(), wire);
         });
     }

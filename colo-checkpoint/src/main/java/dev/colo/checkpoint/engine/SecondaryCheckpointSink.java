@@ -5,7 +5,11 @@ import dev.colo.checkpoint.dirty.ShadowMemory;
 import dev.colo.checkpoint.link.LinkProtocol;
 import dev.colo.checkpoint.link.proto.CheckpointAck;
 import dev.colo.checkpoint.link.proto.CheckpointCommit;
+import dev.colo.checkpoint.disk.DiskBatches;
+import dev.colo.checkpoint.disk.DiskWriteLog;
+import dev.colo.checkpoint.disk.ReplicaDisk;
 import dev.colo.checkpoint.link.proto.DeviceStateForm;
+import dev.colo.checkpoint.link.proto.DiskWrites;
 import dev.colo.checkpoint.link.proto.Envelope;
 import dev.colo.checkpoint.link.proto.Role;
 import dev.colo.checkpoint.link.proto.Status;
@@ -20,7 +24,10 @@ import dev.colo.hypervisor.ReusableSvm;
 import dev.colo.runtime.Lane;
 import dev.colo.runtime.LifeCycle;
 import dev.colo.runtime.NodeRuntime;
+import java.io.UncheckedIOException;
 import java.time.Duration;
+import java.util.HashMap;
+import java.util.Map;
 import java.util.function.LongSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -141,6 +148,12 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
     private long reloadDeadlineNs;
     /** The checkpoint the filled standby's RAM was copied at: a later in-place commit makes it stale. */
     private long committedSeq;
+    private final Map<String, ReplicaDisk> disks;
+    private final Map<String, Long> diskSizes;
+    /** Why the copy of the disks made while pairing failed; the pairing cannot protect and must start again. */
+    private String diskFailure;
+    /** Copy batches written per disk (they come numbered without gaps). */
+    private final Map<String, Long> copyBatches = new HashMap<>();
 
     /** How long a reused SVM may take to read the input it was given before it stops. */
     static final long DRAIN_NS = 250_000_000L;
@@ -149,13 +162,22 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
     /** Without SVM reuse: every checkpoint goes into a fresh standby. */
     public SecondaryCheckpointSink(String pair, NodeRuntime runtime, Hypervisor hv, StandbyFactory factory, long guestRamBytes,
             LinkPort link, LongSupplier term, Listener listener) {
-        this(pair, runtime, hv, factory, guestRamBytes, link, term, listener, false);
+        this(pair, runtime, hv, factory, guestRamBytes, link, term, listener, false, Map.of());
     }
 
-    /** @param reuseSvm load each checkpoint into the running SVM in place (standbys only for full checkpoints) */
+    /**
+     * @param reuseSvm load each checkpoint into the running SVM in place (standbys only for full checkpoints)
+     * @param disks the secondary's copies of the PVM's replicated disks, by target name: the copy
+     *     made while pairing is written into them as it comes, and each checkpoint's epochs while
+     *     no SVM runs on them
+     */
     public SecondaryCheckpointSink(String pair, NodeRuntime runtime, Hypervisor hv, StandbyFactory factory, long guestRamBytes,
-            LinkPort link, LongSupplier term, Listener listener, boolean reuseSvm) {
+            LinkPort link, LongSupplier term, Listener listener, boolean reuseSvm, Map<String, ReplicaDisk> disks) {
         this.reuseSvm = reuseSvm;
+        this.disks = Map.copyOf(disks);
+        Map<String, Long> sizes = new HashMap<>();
+        disks.forEach((name, d) -> sizes.put(name, d.size()));
+        this.diskSizes = Map.copyOf(sizes);
         this.scanner = new DirtyPageScanner(runtime.parallel());
         this.pair = pair;
         this.runtime = runtime;
@@ -325,6 +347,15 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
                         assembling.onDeviceState(e.getDeviceState());
                     }
                 }
+                case DISK_WRITES -> {
+                    DiskWrites d = e.getDiskWrites();
+                    if (d.getSeed()) {
+                        applyCopy(d);
+                    } else if (state == State.ASSEMBLING && assembling != null && assemblyFailure == null
+                            && d.getCheckpointSeq() == assembling.seq()) {
+                        assembling.onDiskWrites(d);
+                    }
+                }
                 case CHECKPOINT_COMMIT -> onCommit(e.getCheckpointCommit());
                 case CHECKPOINT_ABORT -> {
                     long seq = e.getCheckpointAbort().getCheckpointSeq();
@@ -346,8 +377,60 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
         }
     }
 
+    /** A piece of the disk copy made while pairing: no SVM exists yet, so it goes into the copy at once. */
+    private void applyCopy(DiskWrites d) {
+        if (diskFailure != null) {
+            return;
+        }
+        ReplicaDisk disk = disks.get(d.getDisk());
+        try {
+            if (disk == null) {
+                throw new CorruptBatchException("disk '" + d.getDisk() + "' is not replicated by this pairing");
+            }
+            if (svm != null) {
+                throw new CorruptBatchException("disk copy of " + d.getDisk() + " arrived while an SVM runs on it");
+            }
+            long expected = copyBatches.getOrDefault(d.getDisk(), 0L);
+            if (d.getSequence() != expected) {
+                throw new CorruptBatchException("disk copy of " + d.getDisk() + " lost batches: batch " + d.getSequence() + " came where "
+                        + expected + " was due");
+            }
+            copyBatches.put(d.getDisk(), expected + 1);
+            for (DiskWriteLog.Extent x : DiskBatches.decode(d, disk.size())) {
+                disk.apply(x);
+            }
+        } catch (CorruptBatchException | UncheckedIOException | IllegalArgumentException ex) {
+            diskFailure = ex.getMessage();
+            log.atError().addKeyValue("pair", pair).addKeyValue("disk", d.getDisk()).addKeyValue("reason", ex.getMessage())
+                    .log("disk copy failed; this pairing cannot protect the VM, the primary must pair again");
+        }
+    }
+
+    /** Writes a checkpoint's epochs into the disk copies and makes them durable. No SVM may run on them. */
+    private void applyDisks(java.util.List<CheckpointAssembler.DiskWrite> writes) {
+        for (CheckpointAssembler.DiskWrite w : writes) {
+            disks.get(w.disk()).apply(w.extent());
+        }
+        for (ReplicaDisk d : disks.values()) {
+            d.sync();
+        }
+    }
+
     private void onCommit(CheckpointCommit c) {
         long seq = c.getCheckpointSeq();
+        if (diskFailure == null && assembling != null && assembling.seq() == seq) {
+            assembling.diskCopyBatches().forEach((disk, sent) -> {
+                long written = copyBatches.getOrDefault(disk, 0L);
+                if (written != sent && diskFailure == null) {
+                    diskFailure = "disk " + disk + ": the primary sent " + sent + " copy batches, " + written + " arrived";
+                }
+            });
+        }
+        if (diskFailure != null) {
+            nack(seq, Status.NOT_PAIRED, "the copy of the disks made while pairing failed (" + diskFailure + "); pair again");
+            drop(seq, "disk copy failed");
+            return;
+        }
         if (state != State.ASSEMBLING || assembling == null || assembling.seq() != seq || assemblyFailure != null) {
             nack(seq, Status.CORRUPT, assemblyFailure != null ? assemblyFailure : "commit for a checkpoint we never began");
             drop(seq, "refused");
@@ -397,7 +480,7 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
             return;
         }
         try {
-            reloadDevices = assembling.verify(pendingCommit);
+            reloadDevices = assembling.verify(pendingCommit, diskSizes);
         } catch (CorruptBatchException ex) {
             nack(seq, Status.CORRUPT, ex.getMessage());
             drop(seq, "corrupt");
@@ -444,12 +527,15 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
         try {
             inPlace.stop(QMP);
             tStopped = runtime.nowNs();
+            // Stopped: QEMU drained the SVM's I/O, so the disk copies can move to the checkpoint
+            // (QEMU's COLO load then empties the SVM's replication overlays).
+            applyDisks(assembling.diskWrites());
             assembling.applyAgain(new ShadowRam(shadow));
             // The SVM's own writes since the last checkpoint and the checkpoint's pages, in one pass.
             pages = scanner.restore(shadow, svmRam);
             listener.onSvmLoading(seq, svm);
             inPlace.load(new DeviceState(reloadDevices), QMP);
-        } catch (HypervisorException | IllegalStateException ex) {
+        } catch (HypervisorException | IllegalStateException | UncheckedIOException | IllegalArgumentException ex) {
             svmBroken(seq, ex.getMessage());
             return;
         }
@@ -471,14 +557,16 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
                 .addKeyValue("svm_ready_ms", String.format("%.1f", readyNs / 1e6)).log("SVM took the checkpoint in place");
     }
 
-    /** The reused SVM stopped and could not be brought to the checkpoint: it is lost. */
+    /** The SVM stopped for a checkpoint and cannot go on (it was not brought to the checkpoint): it is lost. */
     private void svmBroken(long seq, String why) {
         log.atError().addKeyValue("pair", pair).addKeyValue("ckpt", seq).addKeyValue("svm", svm.name()).addKeyValue("reason", why)
-                .log("SVM failed to take the checkpoint in place; it is destroyed and the primary must pair again");
-        nack(seq, Status.LOAD_FAILED, "the SVM failed to take the checkpoint in place: " + why);
-        drop(seq, "in-place load failed");
+                .log("SVM stopped for a checkpoint cannot run on; it is destroyed and the primary must pair again");
+        nack(seq, Status.LOAD_FAILED, "the SVM failed to take the checkpoint: " + why);
+        drop(seq, "SVM lost in a checkpoint");
         DomainRef lost = svm;
-        inPlace.close();
+        if (inPlace != null) {
+            inPlace.close();
+        }
         inPlace = null;
         GuestRam ram = svmRam;
         svmRam = null;
@@ -507,7 +595,8 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
                 // Filled before checkpoints that went in place: it must start from the shadow of now.
                 pool.refill(standby.ram());
             }
-            device = assembling.commit(c, standby.ram());
+            device = assembling.verify(c, diskSizes);
+            assembling.applyAgain(standby.ram());
         } catch (CorruptBatchException ex) {
             pool.retire(standby.domain(), standby.ram());
             nack(seq, Status.CORRUPT, ex.getMessage());
@@ -517,7 +606,17 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
         }
         CheckpointAssembler done = assembling;
         ReusableSvm reusable = null;
+        boolean oldSvmStopped = false;
         try {
+            if (!done.diskWrites().isEmpty()) {
+                // The disk copies move to this checkpoint: the SVM reading them must stop first,
+                // and it cannot run again on them (its overlays were made against the old ones).
+                if (svm != null) {
+                    oldSvmStopped = true;
+                    hv.pause(svm, QMP);
+                }
+                applyDisks(done.diskWrites());
+            }
             if (reuseSvm) {
                 // QEMU's COLO secondary runs the SVM as soon as it loaded: what it sends waits for onSvmStarting.
                 listener.onSvmLoading(seq, standby.domain());
@@ -529,10 +628,18 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
                 listener.onSvmStarting(seq, standby.domain());
                 hv.resume(standby.domain(), QMP);
             }
-        } catch (HypervisorException ex) {
+        } catch (HypervisorException | UncheckedIOException | IllegalArgumentException ex) {
+            pool.retire(standby.domain(), reuseSvm ? standby.ram() : null);
+            if (oldSvmStopped) {
+                log.atError().addKeyValue("pair", pair).addKeyValue("ckpt", seq).addKeyValue("standby", standby.domain().name())
+                        .addKeyValue("reason", ex.getMessage()).log("standby failed to load the checkpoint after the disk copies moved on; "
+                                + "the old SVM cannot run on them and is destroyed");
+                svmBroken(seq, "the standby failed to load after the disks moved on: " + ex.getMessage());
+                pool.wanted();
+                return;
+            }
             log.atError().addKeyValue("pair", pair).addKeyValue("ckpt", seq).addKeyValue("standby", standby.domain().name())
                     .addKeyValue("reason", ex.getMessage()).log("standby failed to load the checkpoint; the current SVM keeps running");
-            pool.retire(standby.domain(), reuseSvm ? standby.ram() : null);
             nack(seq, Status.LOAD_FAILED, "standby failed to load: " + ex.getMessage());
             drop(seq, "load failed");
             pool.wanted();

@@ -7,7 +7,7 @@ import dev.colo.checkpoint.link.proto.Status;
 /** Constants and checks of the link protocol. */
 public final class LinkProtocol {
     /** Bump only for incompatible changes; peers must match exactly. */
-    public static final int VERSION = 2;
+    public static final int VERSION = 3;
     /** Largest envelope on the wire: a page batch of 256 pages plus headers fits with room to spare. */
     public static final int MAX_FRAME = 16 << 20;
 

@@ -1,13 +1,17 @@
 package dev.colo.checkpoint.ship;
 
+import dev.colo.checkpoint.disk.DiskBatches;
+import dev.colo.checkpoint.disk.DiskWriteLog;
 import dev.colo.checkpoint.link.proto.CheckpointBegin;
 import dev.colo.checkpoint.link.proto.CheckpointCommit;
 import dev.colo.checkpoint.link.proto.DeviceState;
 import dev.colo.checkpoint.link.proto.DeviceStateForm;
+import dev.colo.checkpoint.link.proto.DiskWrites;
 import dev.colo.checkpoint.link.proto.PageBatch;
 import dev.colo.hypervisor.GuestRam;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.TreeMap;
 import java.util.zip.CRC32C;
 
@@ -21,6 +25,8 @@ public final class CheckpointAssembler {
     private final CheckpointBegin begin;
     private final long pageCount;
     private final TreeMap<Integer, PageBatch> batches = new TreeMap<>();
+    private final TreeMap<Integer, DiskWrites> diskBatches = new TreeMap<>();
+    private List<DiskWrite> diskWrites = List.of();
     private byte[] deviceState;
     private DeviceStateForm form = DeviceStateForm.MIGRATION_STREAM;
     private List<PageBatches.Verified> applied = List.of();
@@ -58,6 +64,31 @@ public final class CheckpointAssembler {
         }
     }
 
+    /** One write to disk {@code disk}, in the order the batches list them. */
+    public record DiskWrite(String disk, DiskWriteLog.Extent extent) {}
+
+    public void onDiskWrites(DiskWrites b) {
+        if (b.getCheckpointSeq() != seq()) {
+            throw new CorruptBatchException("disk batch for checkpoint " + b.getCheckpointSeq() + " during checkpoint " + seq());
+        }
+        if (b.getSequence() >= begin.getDiskBatches()) {
+            throw new CorruptBatchException("disk batch " + b.getSequence() + " beyond the " + begin.getDiskBatches() + " announced");
+        }
+        if (diskBatches.putIfAbsent(b.getSequence(), b) != null) {
+            throw new CorruptBatchException("disk batch " + b.getSequence() + " arrived twice");
+        }
+    }
+
+    /** Per disk whose copy made while pairing ended at this checkpoint: how many copy batches the primary sent. */
+    public Map<String, Long> diskCopyBatches() {
+        return begin.getDiskCopyBatchesMap();
+    }
+
+    /** The disk writes of a verified checkpoint, oldest first (empty before {@link #verify}). */
+    public List<DiskWrite> diskWrites() {
+        return diskWrites;
+    }
+
     public void onDeviceState(DeviceState d) {
         if (d.getCheckpointSeq() != seq()) {
             throw new CorruptBatchException("device state for checkpoint " + d.getCheckpointSeq() + " during checkpoint " + seq());
@@ -87,6 +118,14 @@ public final class CheckpointAssembler {
 
     /** Verifies everything and writes nothing (see {@link #applyAgain}); returns the device state. */
     public byte[] verify(CheckpointCommit c) {
+        return verify(c, Map.of());
+    }
+
+    /**
+     * Verifies everything, including the disk batches against {@code diskSizes} (the replicated
+     * disks by name), and writes nothing; returns the device state.
+     */
+    public byte[] verify(CheckpointCommit c, Map<String, Long> diskSizes) {
         if (c.getCheckpointSeq() != seq()) {
             throw new CorruptBatchException("commit for checkpoint " + c.getCheckpointSeq() + " during checkpoint " + seq());
         }
@@ -102,11 +141,26 @@ public final class CheckpointAssembler {
         if (deviceState == null) {
             throw new CorruptBatchException("checkpoint " + seq() + " has no device state");
         }
+        if (diskBatches.size() != begin.getDiskBatches()) {
+            throw new CorruptBatchException("checkpoint " + seq() + " incomplete: " + diskBatches.size() + " of " + begin.getDiskBatches()
+                    + " disk batches");
+        }
+        List<DiskWrite> writes = new ArrayList<>();
+        for (DiskWrites b : diskBatches.values()) {
+            Long size = diskSizes.get(b.getDisk());
+            if (size == null) {
+                throw new CorruptBatchException("checkpoint " + seq() + " writes disk '" + b.getDisk() + "', which this pairing does not replicate");
+            }
+            for (DiskWriteLog.Extent e : DiskBatches.decode(b, size)) {
+                writes.add(new DiskWrite(b.getDisk(), e));
+            }
+        }
         List<PageBatches.Verified> verified = new ArrayList<>();
         for (PageBatch b : batches.values()) {
             verified.add(PageBatches.verify(b, seq(), pageCount));
         }
         applied = verified;
+        diskWrites = writes;
         return deviceState;
     }
 

@@ -127,7 +127,7 @@ final class QemuEngineRig implements EngineRig {
             @Override
             public void onSvmReplaced(long seq, DomainRef svm, DomainRef retired) {
             }
-        }, reuseSvm);
+        }, reuseSvm, java.util.Map.of());
         sinkRef.set(sink);
         server = LinkEndpoint.server("web1", "host-b", links, new InetSocketAddress("127.0.0.1", 0), b, deliver(toPrimary, m -> sinkRef.get().onLinkMessage(m)));
         sink.start();

@@ -75,7 +75,7 @@ final class SimulatedEngineRig implements EngineRig {
             @Override
             public void retired(DomainRef d) {
             }
-        }, (long) MIB << 20, toPrimary, () -> 0, (seq, svm, retired) -> { }, reuseSvm);
+        }, (long) MIB << 20, toPrimary, () -> 0, (seq, svm, retired) -> { }, reuseSvm, java.util.Map.of());
         sinkRef[0] = sink;
         CoordinatorConfig cfg = new CoordinatorConfig(2_000_000_000L, 5_000_000_000L, 2_000_000_000L, 10_000_000_000L, 10_000_000_000L, 0,
                 500_000_000L);

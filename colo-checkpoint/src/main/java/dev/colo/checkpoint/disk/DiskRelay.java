@@ -1,0 +1,227 @@
+package dev.colo.checkpoint.disk;
+
+import dev.colo.checkpoint.link.proto.DiskWrites;
+import dev.colo.checkpoint.ship.Codec;
+import io.netty.buffer.ByteBuf;
+import java.util.List;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The primary's end of one mirrored disk: what QEMU's mirror job writes into colo's NBD export.
+ * A guest write completes on the PVM only once the relay holds it, so every write the guest saw
+ * complete before a checkpoint's pause is in that checkpoint's epoch.
+ *
+ * <ul>
+ *   <li>{@link Mode#COPYING}: while pairing (no SVM yet), the copy of the whole disk and the guest's
+ *       writes are sent to the secondary at once, which writes them to its copy as they come. The
+ *       connection stops reading while the link is behind, so the guest's writes wait instead of
+ *       colo buffering without bound.
+ *   <li>{@link Mode#LOGGING}: from the first checkpoint's pause on, writes are kept in the
+ *       {@link DiskWriteLog}, cut into epochs at each pause, shipped with the checkpoints and dropped
+ *       once acknowledged. Past {@code triggerBytes} it asks for a checkpoint; past
+ *       {@code limitBytes} the guest's writes wait for one.
+ *   <li>{@link Mode#DETACHED}: the pairing is over; writes are acknowledged and forgotten until the
+ *       mirror is stopped (the next pairing copies the disk again).
+ * </ul>
+ * Thread-safe: writes come from the connection's event loop, cuts and acknowledgements from the
+ * checkpoint engine.
+ */
+public final class DiskRelay implements DiskWriteTarget {
+    private static final Logger log = LoggerFactory.getLogger(DiskRelay.class);
+
+    public enum Mode { COPYING, LOGGING, DETACHED }
+
+    /** Where the copy goes while pairing, and who is told about the relay's state. */
+    public interface Link {
+        /** Sends a batch of the copy; false when the link is not keeping up. */
+        boolean send(DiskWrites batch);
+
+        boolean writable();
+
+        /** The log passed {@code triggerBytes}: a checkpoint would empty it. */
+        void checkpointWanted(String disk, long heldBytes);
+
+        /** The mirror's connection ended: this disk's copy on the secondary stops following. */
+        void broken(String disk, String why);
+    }
+
+    private final String disk;
+    private final long size;
+    private final Codec codec;
+    private final Link link;
+    private final long triggerBytes;
+    private final long limitBytes;
+    private final DiskWriteLog writes = new DiskWriteLog();
+    private Mode mode = Mode.COPYING;
+    private boolean connected = true;
+    private String brokenBecause;
+    private long copiedBytes;
+    private long copyBatches;
+    private long copyEndedAt = -1;
+    /** The secondary acknowledged a checkpoint at or after the copy's end: it had every batch of it. */
+    private boolean copyConfirmed;
+    private long writeCount;
+    private boolean triggered;
+
+    public DiskRelay(String disk, long size, Codec codec, Link link, long triggerBytes, long limitBytes) {
+        this.disk = disk;
+        this.size = size;
+        this.codec = codec;
+        this.link = link;
+        this.triggerBytes = triggerBytes;
+        this.limitBytes = limitBytes;
+    }
+
+    public String disk() {
+        return disk;
+    }
+
+    public long size() {
+        return size;
+    }
+
+    // --- the NBD side (the connection's event loop) ---
+
+    @Override
+    public int write(long offset, ByteBuf data) {
+        byte[] b = new byte[data.readableBytes()];
+        data.getBytes(data.readerIndex(), b);
+        return take(DiskWriteLog.Extent.of(offset, b));
+    }
+
+    @Override
+    public int writeZeroes(long offset, long length) {
+        return take(DiskWriteLog.Extent.zeroes(offset, length));
+    }
+
+    /** A write from a hypervisor that models the disk in memory (the simulation); same rules as over NBD. */
+    public synchronized int take(DiskWriteLog.Extent e) {
+        writeCount++;
+        switch (mode) {
+            case COPYING -> {
+                copiedBytes += e.held();
+                if (!link.send(DiskBatches.batch(0, (int) copyBatches++, disk, 0, List.of(e), codec, true))) {
+                    log.atDebug().addKeyValue("disk", disk).log("disk copy waits for the replication link");
+                }
+            }
+            case LOGGING -> {
+                writes.append(e);
+                if (!triggered && writes.heldBytes() > triggerBytes) {
+                    triggered = true;
+                    link.checkpointWanted(disk, writes.heldBytes());
+                }
+            }
+            case DETACHED -> {
+                // The pairing is over: nothing follows this disk any more.
+            }
+        }
+        return 0;
+    }
+
+    @Override
+    public int flush() {
+        return 0;
+    }
+
+    @Override
+    public synchronized boolean writable() {
+        return switch (mode) {
+            case COPYING -> link.writable();
+            case LOGGING -> writes.heldBytes() < limitBytes;
+            case DETACHED -> true;
+        };
+    }
+
+    @Override
+    public void disconnected(String why) {
+        synchronized (this) {
+            connected = false;
+            brokenBecause = why;
+        }
+        log.atWarn().addKeyValue("disk", disk).addKeyValue("reason", why).log("disk mirror connection ended");
+        link.broken(disk, why);
+    }
+
+    // --- the checkpoint engine's side ---
+
+    /**
+     * Checkpoint {@code seq} paused the PVM (QMP {@code stop} drained its I/O, so every write the
+     * guest completed is here): what came since the last cut is epoch {@code seq}. The first cut
+     * ends the copy: from now on writes are logged.
+     */
+    public synchronized void cut(long seq) {
+        if (!connected) {
+            throw new IllegalStateException("disk " + disk + " is not mirrored any more (" + brokenBecause + ")");
+        }
+        if (mode == Mode.COPYING) {
+            mode = Mode.LOGGING;
+            copyEndedAt = seq;
+            writes.cut(seq); // empty: everything before it went out as the copy, ahead of this checkpoint
+            return;
+        }
+        if (mode == Mode.DETACHED) {
+            throw new IllegalStateException("disk " + disk + " was detached from its pairing");
+        }
+        writes.cut(seq);
+        triggered = false;
+    }
+
+    /** The epochs checkpoint {@code seq} ships, as batches numbered from {@code firstSequence}. */
+    public synchronized List<DiskWrites> batches(long seq, int firstSequence, int maxBatchBytes) {
+        return DiskBatches.encode(seq, disk, writes.unacknowledged(seq), codec, maxBatchBytes, firstSequence, false);
+    }
+
+    /** The secondary runs checkpoint {@code seq}: its epochs are on the secondary's copy. */
+    public synchronized void acknowledged(long seq) {
+        writes.acknowledged(seq);
+        if (copyEndedAt >= 0 && seq >= copyEndedAt) {
+            copyConfirmed = true;
+        }
+    }
+
+    /**
+     * How many copy batches checkpoint {@code seq} must tell the secondary about: until one
+     * checkpoint at or after the copy's end is acknowledged, every checkpoint carries the count.
+     */
+    public synchronized java.util.OptionalLong copyBatchesToConfirm(long seq) {
+        return copyEndedAt >= 0 && seq >= copyEndedAt && !copyConfirmed ? java.util.OptionalLong.of(copyBatches) : java.util.OptionalLong.empty();
+    }
+
+    /** The pairing is over: stop keeping writes. */
+    public synchronized void detach() {
+        mode = Mode.DETACHED;
+        writes.clear();
+    }
+
+    public synchronized Mode mode() {
+        return mode;
+    }
+
+    public synchronized boolean connected() {
+        return connected;
+    }
+
+    /** The checkpoint whose pause ended the copy made while pairing (-1 while it goes on). */
+    public synchronized long copyEndedAt() {
+        return copyEndedAt;
+    }
+
+    /** Batches the copy made while pairing sent (numbered 0 .. this - 1). */
+    public synchronized long copyBatches() {
+        return copyBatches;
+    }
+
+    /** Bytes of data sent as the copy while pairing. */
+    public synchronized long copiedBytes() {
+        return copiedBytes;
+    }
+
+    public synchronized long heldBytes() {
+        return writes.heldBytes();
+    }
+
+    public synchronized long writeCount() {
+        return writeCount;
+    }
+}
