@@ -29,7 +29,8 @@ public final class ConfigParser {
             "libvirt", Set.of("uri", "accelerator", "vm-netns"),
             "vm", Set.of("domain", "tap", "bridge", "ip", "proxy-port", "compare-timeout-ms", "max-interval-ms", "codec",
                     "reprotect-backoff-ms", "pair-on-start", "reuse-svm",
-                    "compare-http-date"));
+                    "compare-http-date"),
+            "disks", Set.of("dir", "nbd-dir", "log-trigger-mib", "log-limit-mib"));
     private static final Pattern NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_.-]{0,63}");
     private static final Pattern IFNAME = Pattern.compile("[A-Za-z0-9_.-]{1,15}");
     private static final Pattern IPV4 = Pattern.compile("(\\d{1,3})\\.(\\d{1,3})\\.(\\d{1,3})\\.(\\d{1,3})");
@@ -276,7 +277,15 @@ public final class ConfigParser {
         if (vm.bridge().isPresent() && !IFNAME.matcher(vm.bridge().get()).matches()) {
             throw error("vm", "bridge", "must be an interface name of at most 15 characters, got '" + vm.bridge().get() + "'");
         }
+        DaemonConfig.Disks defaults = DaemonConfig.Disks.defaults();
+        long trigger = number("disks", "log-trigger-mib", defaults.logTriggerBytes() >> 20, 1, 1 << 16, "a whole number of MiB");
+        long limit = number("disks", "log-limit-mib", defaults.logLimitBytes() >> 20, 1, 1 << 20, "a whole number of MiB");
+        if (limit < trigger) {
+            throw error("disks", "log-limit-mib", "must be at least log-trigger-mib (" + trigger + "), got " + limit);
+        }
+        DaemonConfig.Disks disks = new DaemonConfig.Disks(opt("disks", "dir").isPresent() ? file("disks", "dir") : defaults.dir(),
+                opt("disks", "nbd-dir").isPresent() ? file("disks", "nbd-dir") : defaults.nbdDir(), trigger << 20, limit << 20);
         return new DaemonConfig(new DaemonConfig.Node(nodeName, r), new DaemonConfig.Peer(peerName, peerLink), link, witness, control,
-                metrics, libvirt, vm);
+                metrics, libvirt, vm, disks);
     }
 }

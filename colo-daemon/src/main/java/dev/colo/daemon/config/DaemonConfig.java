@@ -16,7 +16,8 @@ public record DaemonConfig(
         Path controlSocket,
         Optional<InetSocketAddress> metrics,
         Libvirt libvirt,
-        Vm vm) {
+        Vm vm,
+        Disks disks) {
 
     public enum Role { PRIMARY, SECONDARY }
 
@@ -44,6 +45,20 @@ public record DaemonConfig(
     public record Vm(String domain, String tap, Optional<String> bridge, String ip, int proxyPort, long compareTimeoutMs,
             long maxIntervalMs, String codec, long reprotectBackoffMs, boolean pairOnStart, boolean reuseSvm, boolean compareHttpDate) {}
 
+    /**
+     * Disk replication.
+     *
+     * @param dir the secondary's copies of the PVM's disks and its SVMs' overlays ({@code DIR/VM/})
+     * @param nbdDir the primary's NBD sockets, one per mirrored disk, which QEMU connects to
+     * @param logTriggerBytes the PVM's disk writes since the last checkpoint past which a checkpoint starts
+     * @param logLimitBytes ... past which the guest's writes wait for one
+     */
+    public record Disks(Path dir, Path nbdDir, long logTriggerBytes, long logLimitBytes) {
+        public static Disks defaults() {
+            return new Disks(Path.of("/var/lib/colo/disks"), Path.of("/run/colo/nbd"), 16L << 20, 256L << 20);
+        }
+    }
+
     /** The pair's name on the link and in logs: the protected domain's name. */
     public String pair() {
         return vm.domain();
@@ -59,7 +74,8 @@ public record DaemonConfig(
                 + " vm=" + vm.domain() + " tap=" + vm.tap() + " bridge=" + vm.bridge().orElse("none") + " ip=" + vm.ip()
                 + " proxy_port=" + vm.proxyPort() + " compare_timeout_ms=" + vm.compareTimeoutMs() + " max_interval_ms=" + vm.maxIntervalMs()
                 + " codec=" + vm.codec() + " pair_on_start=" + vm.pairOnStart() + " reuse_svm=" + vm.reuseSvm()
-                + " compare_http_date=" + vm.compareHttpDate();
+                + " compare_http_date=" + vm.compareHttpDate() + " disk_dir=" + disks.dir() + " nbd_dir=" + disks.nbdDir()
+                + " disk_log_trigger_mib=" + (disks.logTriggerBytes() >> 20) + " disk_log_limit_mib=" + (disks.logLimitBytes() >> 20);
     }
 
     static String hostPort(InetSocketAddress a) {

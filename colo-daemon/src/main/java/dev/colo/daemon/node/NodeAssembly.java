@@ -22,6 +22,7 @@ public final class NodeAssembly implements AutoCloseable {
     private final ThreadedRuntime runtime;
     private final EventLoopGroup pathGroup;
     private final EventLoopGroup linkGroup;
+    private final EventLoopGroup diskGroup;
     private final Node node;
     private final ControlFacade control;
 
@@ -30,10 +31,12 @@ public final class NodeAssembly implements AutoCloseable {
         runtime = new ThreadedRuntime(new NodeIdentity(cfg.node().name(), cfg.vm().domain(), role));
         pathGroup = new MultiThreadIoEventLoopGroup(1, runtime.threads("path"), EpollIoHandler.newFactory());
         linkGroup = new MultiThreadIoEventLoopGroup(1, runtime.threads("link"), EpollIoHandler.newFactory());
+        // The PVM's disk writes wait for colo's NBD exports: they get a loop of their own.
+        diskGroup = new MultiThreadIoEventLoopGroup(1, runtime.threads("disk"), EpollIoHandler.newFactory());
         EventLoop path = pathGroup.next();
         runtime.adopt("path", path, false);
         NodePorts ports = new NodePorts(runtime, hv, new TlsPeerLink(cfg, linkGroup), new HostNetwork(cfg, path),
-                new HostReachability(cfg, runtime.lane("probe"), runtime.lane("probe-vm")), events, metrics);
+                new HostReachability(cfg, runtime.lane("probe"), runtime.lane("probe-vm")), new HostDisks(diskGroup), events, metrics);
         node = new Node(cfg, ports);
         control = new ControlFacade(node);
     }
@@ -50,6 +53,7 @@ public final class NodeAssembly implements AutoCloseable {
     public void close() {
         node.close();
         linkGroup.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
+        diskGroup.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
         pathGroup.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
         runtime.close();
     }

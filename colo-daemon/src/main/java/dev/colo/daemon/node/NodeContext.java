@@ -67,6 +67,10 @@ final class NodeContext {
         return ports.network();
     }
 
+    DiskHost disks() {
+        return ports.disks();
+    }
+
     Network.Lan lan() {
         return lan;
     }

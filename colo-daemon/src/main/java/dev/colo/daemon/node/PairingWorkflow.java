@@ -1,8 +1,11 @@
 package dev.colo.daemon.node;
 
+import dev.colo.checkpoint.disk.DiskRelay;
 import dev.colo.checkpoint.link.proto.PairReply;
 import dev.colo.checkpoint.link.proto.PairRequest;
+import dev.colo.checkpoint.link.proto.ReplicatedDisk;
 import dev.colo.checkpoint.link.proto.Status;
+import dev.colo.checkpoint.ship.Codec;
 import dev.colo.daemon.config.DaemonConfig;
 import dev.colo.daemon.control.OperationException;
 import dev.colo.daemon.events.EventJournal;
@@ -23,21 +26,31 @@ import java.util.function.Supplier;
 /**
  * Primary: pairing with the secondary, one step after the other, none blocking a lane: make the
  * domain a PVM (work lane; a domain not yet in shape is redefined and restarted once), send the
- * pair request (control lane), and on the secondary's OK start the checkpoint engine, whose first
- * full checkpoint makes the pair PROTECTED. Each failure ends the attempt with a reason the
+ * pair request (control lane), and on the secondary's OK copy the writable disks while the PVM
+ * runs (QEMU's mirrors into {@link PvmDisks}), then start the checkpoint engine, whose first full
+ * checkpoint makes the pair PROTECTED. Each failure ends the attempt with a reason the
  * operator can act on.
  */
 final class PairingWorkflow {
     private static final long REPLY_TIMEOUT_NS = 60_000_000_000L;
     private static final long NIC_TIMEOUT_NS = 20_000_000_000L;
     private static final long NIC_POLL_NS = 20_000_000L;
+    private static final long COPY_POLL_NS = 250_000_000L;
+    private static final long COPY_EVENT_NS = 5_000_000_000L;
+    private static final java.time.Duration QMP = java.time.Duration.ofSeconds(10);
 
     /** What pairing needs of the primary role. */
     interface Host {
         boolean pvmNicConnected();
 
-        /** The PVM is ready and the secondary said yes: start the engine on {@code pvm}. */
-        void startEngine(DomainRef pvm, PairRequest request);
+        /**
+         * The PVM is ready, the secondary said yes and the disks (if any) are copied: start the
+         * engine on {@code pvm}; it owns {@code disks} (null without disks) from now on.
+         */
+        void startEngine(DomainRef pvm, PairRequest request, PvmDisks disks);
+
+        /** Where the relays of this pairing's disks send the copy and report to. */
+        DiskRelay.Link diskLink();
 
         /** The domain is being restarted by us: its lifecycle events are ours, not a crash. */
         void restarting(boolean on);
@@ -54,12 +67,16 @@ final class PairingWorkflow {
     private final Host host;
     private final Lane control;
     private final Lane work;
+    private final DiskHost diskHost;
     private CompletableFuture<Map<String, Object>> pairing;
+    /** The disk copy of the pairing in progress, for status; null when none runs. */
+    private volatile PvmDisks.Copy copy;
     private Consumer<PairReply> awaitingReply;
     private Cancellable replyTimeout = Cancellable.NONE;
 
     PairingWorkflow(DaemonConfig cfg, NodeRuntime runtime, Hypervisor hv, EventJournal events, FailoverControl failover, PeerLink link,
-            Envelopes envelopes, DomainShaper shaper, Host host) {
+            Envelopes envelopes, DomainShaper shaper, Host host, DiskHost diskHost) {
+        this.diskHost = diskHost;
         this.cfg = cfg;
         this.runtime = runtime;
         this.hv = hv;
@@ -111,22 +128,15 @@ final class PairingWorkflow {
             if (current.macAddresses().isEmpty()) {
                 throw new OperationException("domain '" + vm + "' has no network interface to protect");
             }
-            List<String> disks = current.writableDisks();
-            if (!disks.isEmpty()) {
-                // Without disk replication the SVM would write to whatever file the secondary has,
-                // and a failover would silently lose what clients were told was stored.
-                throw new OperationException("domain '" + vm + "' has writable disks " + String.join(", ", disks)
-                        + ", and colo does not replicate disks yet: its SVM would run on a different disk. Protect a diskless domain, "
-                        + "or mark the disks <readonly/> if they are identical on both hosts");
+            DiskCheck.Result disks = DiskCheck.check(current.disks());
+            if (!disks.refusals().isEmpty()) {
+                throw new OperationException("domain '" + vm + "' cannot be protected: " + String.join("; ", disks.refusals()));
             }
             String mac = current.macAddresses().get(0);
             DomainXml wanted = shaper.pvm(current, mac);
             boolean running = hv.state(d).isActive();
-            PairRequest req = PairRequest.newBuilder().setVm(vm).setDomainXml(wanted.toXml()).setGuestRamBytes(wanted.memoryBytes())
-                    .setMac(mac).setIp(cfg.vm().ip()).setLastCheckpointSeq(lastSeq).build();
             if (host.pvmNicConnected() && running && current.hasSharedFileMemory()) {
-                DomainRef ready = d;
-                control.execute(() -> ask(ready, req));
+                askWhenReady(d, mac, disks.replicated(), lastSeq);
                 return;
             }
             events.info("pvm_restart", "restarting the domain as a PVM: shared-file RAM, NIC through the colo proxy", "was_running", running,
@@ -142,22 +152,41 @@ final class PairingWorkflow {
             } finally {
                 host.restarting(false);
             }
-            awaitNic(started, req, runtime.nowNs() + NIC_TIMEOUT_NS);
+            awaitNic(started, mac, disks.replicated(), lastSeq, runtime.nowNs() + NIC_TIMEOUT_NS);
         } catch (Exception e) {
             fail(e instanceof OperationException ? e.getMessage() : String.valueOf(e.getMessage()));
         }
     }
 
-    private void awaitNic(DomainRef pvm, PairRequest req, long deadlineNs) {
+    private void awaitNic(DomainRef pvm, String mac, List<DomainXml.Disk> disks, long lastSeq, long deadlineNs) {
         if (host.pvmNicConnected()) {
-            control.execute(() -> ask(pvm, req));
+            askWhenReady(pvm, mac, disks, lastSeq);
             return;
         }
         if (runtime.nowNs() > deadlineNs) {
             fail("the PVM's NIC did not connect to the proxy on 127.0.0.1:" + cfg.vm().proxyPort() + " within 20 s (is [libvirt] vm-netns right?)");
             return;
         }
-        work.schedule(NIC_POLL_NS, () -> awaitNic(pvm, req, deadlineNs));
+        work.schedule(NIC_POLL_NS, () -> awaitNic(pvm, mac, disks, lastSeq, deadlineNs));
+    }
+
+    /**
+     * The PVM runs as it must: the request carries its persistent definition (where libvirt put
+     * every device: an SVM must have them at the same addresses) and its disks' sizes. Work lane.
+     */
+    private void askWhenReady(DomainRef pvm, String mac, List<DomainXml.Disk> disks, long lastSeq) {
+        try {
+            DomainXml defined = shaper.pvm(DomainXml.parse(hv.describe(pvm, true)), mac);
+            PairRequest.Builder req = PairRequest.newBuilder().setVm(cfg.vm().domain()).setDomainXml(defined.toXml())
+                    .setGuestRamBytes(defined.memoryBytes()).setMac(mac).setIp(cfg.vm().ip()).setLastCheckpointSeq(lastSeq);
+            for (DomainXml.Disk disk : disks) {
+                req.addDisks(ReplicatedDisk.newBuilder().setTarget(disk.target()).setSizeBytes(hv.diskSize(pvm, disk.target(), QMP)));
+            }
+            PairRequest built = req.build();
+            control.execute(() -> ask(pvm, built));
+        } catch (Exception e) {
+            fail("cannot describe the PVM for the secondary: " + e.getMessage());
+        }
     }
 
     /** Control lane: the PVM is ready; ask the secondary. */
@@ -170,14 +199,89 @@ final class PairingWorkflow {
                 fail("secondary refused: " + reply.getStatus() + " " + reply.getDetail());
                 return;
             }
-            events.info("pairing", "secondary accepted the pair; first full checkpoint next", "last_checkpoint", req.getLastCheckpointSeq());
-            host.startEngine(pvm, req);
+            if (req.getDisksCount() == 0) {
+                events.info("pairing", "secondary accepted the pair; first full checkpoint next", "last_checkpoint", req.getLastCheckpointSeq());
+                host.startEngine(pvm, req, null);
+                return;
+            }
+            long bytes = req.getDisksList().stream().mapToLong(ReplicatedDisk::getSizeBytes).sum();
+            events.info("pairing", "secondary accepted the pair; copying the disks, then the first full checkpoint", "last_checkpoint",
+                    req.getLastCheckpointSeq(), "disks", req.getDisksCount(), "disk_bytes", bytes);
+            work.execute(() -> copyDisks(pvm, req));
         };
         if (!link.connected() || !link.send(envelopes.builder().setPairRequest(req).build())) {
             fail("replication link dropped while pairing");
             return;
         }
         replyTimeout = control.schedule(REPLY_TIMEOUT_NS, () -> fail("no answer from the secondary in 60 s"));
+    }
+
+    /** Starts QEMU's mirror of every disk into its relay; the copy runs while the PVM runs. Work lane. */
+    private void copyDisks(DomainRef pvm, PairRequest req) {
+        if (pairing == null || pairing.isDone()) {
+            return;
+        }
+        PvmDisks disks;
+        try {
+            disks = PvmDisks.start(hv, diskHost, pvm, req.getDisksList(), cfg.disks().nbdDir(), Codec.fromWire(cfg.vm().codec()), host.diskLink(),
+                    cfg.disks().logTriggerBytes(), cfg.disks().logLimitBytes());
+        } catch (Exception e) {
+            fail("cannot start copying the disks: " + e.getMessage());
+            return;
+        }
+        long t0 = runtime.nowNs();
+        work.execute(() -> awaitCopy(pvm, req, disks, t0, t0));
+    }
+
+    /** Polls the copy until every disk is copied and mirrored write by write, then starts the engine. Work lane. */
+    private void awaitCopy(DomainRef pvm, PairRequest req, PvmDisks disks, long startNs, long lastEventNs) {
+        if (pairing == null || pairing.isDone()) {
+            copy = null;
+            disks.close();
+            return;
+        }
+        PvmDisks.Copy now;
+        try {
+            now = disks.copy();
+        } catch (RuntimeException e) {
+            now = new PvmDisks.Copy(0, 0, false, e.getMessage());
+        }
+        copy = now;
+        if (now.error() != null) {
+            copy = null;
+            disks.close();
+            fail("disk copy failed: " + now.error());
+            return;
+        }
+        long t = runtime.nowNs();
+        double seconds = Math.max(1e-3, (t - startNs) / 1e9);
+        double rate = now.doneBytes() / seconds;
+        if (now.ready() || t - lastEventNs >= COPY_EVENT_NS) {
+            events.info(now.ready() ? "disk_copied" : "disk_copy", now.ready() ? "disks copied; every write is mirrored from now on"
+                    : "copying the PVM's disks to the secondary", "done_bytes", now.doneBytes(), "total_bytes", now.totalBytes(),
+                    "rate_mib_s", Math.round(rate / (1 << 20) * 10) / 10.0, "eta_s",
+                    now.ready() ? 0 : Math.round(rate > 0 ? (now.totalBytes() - now.doneBytes()) / rate : -1), "elapsed_s",
+                    Math.round(seconds * 10) / 10.0);
+            lastEventNs = t;
+        }
+        if (now.ready()) {
+            control.execute(() -> {
+                copy = null;
+                if (pairing == null || pairing.isDone()) {
+                    work.execute(disks::close);
+                    return;
+                }
+                host.startEngine(pvm, req, disks);
+            });
+            return;
+        }
+        long last = lastEventNs;
+        work.schedule(COPY_POLL_NS, () -> awaitCopy(pvm, req, disks, startNs, last));
+    }
+
+    /** The disk copy in progress, for status; null when none runs. */
+    PvmDisks.Copy copyProgress() {
+        return copy;
     }
 
     /** The secondary's answer to our request. Control lane. */

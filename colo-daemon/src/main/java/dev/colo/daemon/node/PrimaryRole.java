@@ -4,8 +4,11 @@ import com.google.protobuf.ByteString;
 import dev.colo.checkpoint.coordinator.CheckpointRecord;
 import dev.colo.checkpoint.coordinator.CoordinatorConfig;
 import dev.colo.checkpoint.coordinator.Trigger;
+import dev.colo.checkpoint.disk.DiskRelay;
+import dev.colo.checkpoint.engine.DiskEpochs;
 import dev.colo.checkpoint.engine.PrimaryCheckpointEngine;
 import dev.colo.checkpoint.link.proto.CheckpointAck;
+import dev.colo.checkpoint.link.proto.DiskWrites;
 import dev.colo.checkpoint.link.proto.Failover;
 import dev.colo.checkpoint.link.proto.FrameBatch;
 import dev.colo.checkpoint.link.proto.PairRequest;
@@ -54,6 +57,8 @@ final class PrimaryRole implements FailoverControl.Target {
     private VmNic pvmNic;
     // Control lane.
     private PrimaryCheckpointEngine engine;
+    /** The disks of the pairing the engine protects (null without disks); closed with the engine. */
+    private PvmDisks pvmDisks;
     private DomainRef pvm;
     private long lastSeq;
     private CompletableFuture<CheckpointRecord> nextRecord;
@@ -75,15 +80,20 @@ final class PrimaryRole implements FailoverControl.Target {
                     }
 
                     @Override
-                    public void startEngine(DomainRef ready, PairRequest req) {
-                        PrimaryRole.this.startEngine(ready, req);
+                    public void startEngine(DomainRef ready, PairRequest req, PvmDisks disks) {
+                        PrimaryRole.this.startEngine(ready, req, disks);
+                    }
+
+                    @Override
+                    public DiskRelay.Link diskLink() {
+                        return new RelayLink();
                     }
 
                     @Override
                     public void restarting(boolean on) {
                         restartingPvm = on;
                     }
-                });
+                }, ctx.disks());
     }
 
     /** Opens the PVM's NIC socket and the data path. */
@@ -162,13 +172,53 @@ final class PrimaryRole implements FailoverControl.Target {
         pairing.onPairReply(reply);
     }
 
-    private void startEngine(DomainRef ready, PairRequest req) {
+    private void startEngine(DomainRef ready, PairRequest req, PvmDisks disks) {
         pvm = ready;
+        pvmDisks = disks;
         long from = req.getLastCheckpointSeq();
         path.execute(() -> primaryPath.startProtecting(from, ctx.now()));
         engine = new PrimaryCheckpointEngine(cfg.pair(), ctx.runtime(), ctx.hv(), ready, ctx.link(), Codec.fromWire(cfg.vm().codec()),
-                coordinatorConfig(), new EngineListener(), from, ctx.failover()::term);
+                coordinatorConfig(), new EngineListener(), from, ctx.failover()::term, disks == null ? DiskEpochs.NONE : disks.epochs());
         engine.start();
+    }
+
+    /** The relays' side of the link: the copy goes to the secondary, a full log asks for a checkpoint, a broken mirror ends protection. */
+    private final class RelayLink implements DiskRelay.Link {
+        @Override
+        public boolean send(DiskWrites batch) {
+            return ctx.link().connected() && ctx.link().send(ctx.envelopes().builder().setDiskWrites(batch).build());
+        }
+
+        @Override
+        public boolean writable() {
+            return !ctx.link().connected() || ctx.link().writable();
+        }
+
+        @Override
+        public void checkpointWanted(String disk, long heldBytes) {
+            control.execute(() -> {
+                if (engine != null) {
+                    engine.trigger(Trigger.DISK_LOG, "disk " + disk + " has " + (heldBytes >> 20) + " MiB of writes since the last checkpoint");
+                }
+            });
+        }
+
+        @Override
+        public void broken(String disk, String why) {
+            control.execute(() -> {
+                if (engine == null && pairing.current() == null) {
+                    return;
+                }
+                ctx.events().error("disk_mirror_lost", "a disk's mirror ended: its copy on the secondary no longer follows; protection "
+                        + "ends and pairing starts again with a full copy", "disk", disk, "reason", why);
+                if (engine != null) {
+                    ctx.failover().machine().onSecondaryLost("the mirror of disk " + disk + " ended (" + why + ")", ctx.now());
+                    ctx.failover().mirror();
+                } else {
+                    pairing.fail("the mirror of disk " + disk + " ended (" + why + ")");
+                }
+            });
+        }
     }
 
     private CoordinatorConfig coordinatorConfig() {
@@ -180,6 +230,12 @@ final class PrimaryRole implements FailoverControl.Target {
         if (engine != null) {
             engine.close();
             engine = null;
+        }
+        PvmDisks d = pvmDisks;
+        pvmDisks = null;
+        if (d != null) {
+            // After the engine: nothing cuts or ships any more. QEMU's mirrors stop on the work lane.
+            work.execute(d::close);
         }
     }
 

@@ -53,6 +53,8 @@ final class SecondaryRole implements FailoverControl.Target {
     // Control lane.
     /** The sink of the current pairing; a retired one may still finish a load and call back late. */
     private volatile SecondaryCheckpointSink sink;
+    /** The current pairing's disk copies and overlays; null for a VM without disks. */
+    private volatile SvmDisks svmDisks;
     private PairRequest protecting;
     private long takeoverStartNs;
 
@@ -163,6 +165,21 @@ final class SecondaryRole implements FailoverControl.Target {
             ctx.events().warn("pair_refused", "pair request refused", "reason", "unknown VM " + req.getVm());
             return;
         }
+        String runId = Long.toString(ctx.runtime().clock().wallMillis() % 10_000_000, 36);
+        SvmDisks disks = null;
+        if (req.getDisksCount() > 0) {
+            if (!cfg.vm().reuseSvm()) {
+                refuse("this secondary has reuse-svm = false, which cannot protect a VM with disks (QEMU's replication driver keeps the "
+                        + "SVM's disk writes apart only in COLO mode); set reuse-svm = true on the secondary");
+                return;
+            }
+            try {
+                disks = SvmDisks.create(ctx.hv(), ctx.disks(), cfg.disks().dir(), req.getVm(), runId, req.getDisksList());
+            } catch (SvmDisks.Refused r) {
+                refuse(r.getMessage());
+                return;
+            }
+        }
         if (sink != null) {
             ctx.events().info("repairing", "primary pairs again; retiring the old SVM and standby");
             ctx.failover().machine().onUnpaired("primary pairs again", ctx.now());
@@ -177,15 +194,16 @@ final class SecondaryRole implements FailoverControl.Target {
         protecting = req;
         ctx.failover().machine().onPairRequest(primaryTerm);
         ctx.failover().mirror();
-        String runId = Long.toString(ctx.runtime().clock().wallMillis() % 10_000_000, 36);
         SinkEvents listener = new SinkEvents(this);
-        sink = new SecondaryCheckpointSink(cfg.pair(), ctx.runtime(), ctx.hv(), new StandbyNics(shaper, ctx.network(), req, runId, nics, this::fromVm),
-                req.getGuestRamBytes(), ctx.link(), ctx.failover()::term, listener, cfg.vm().reuseSvm());
+        svmDisks = disks;
+        sink = new SecondaryCheckpointSink(cfg.pair(), ctx.runtime(), ctx.hv(),
+                new StandbyNics(shaper, ctx.network(), req, runId, nics, this::fromVm, disks), req.getGuestRamBytes(), ctx.link(),
+                ctx.failover()::term, listener, cfg.vm().reuseSvm(), disks == null ? java.util.Map.of() : disks.copies());
         listener.owner = sink;
         sink.start();
         ctx.link().send(ctx.envelopes().builder().setPairReply(PairReply.newBuilder().setStatus(Status.OK).setDetail("standby starting")).build());
         ctx.events().info("paired", "pair request accepted; preparing the hot standby", "last_checkpoint", req.getLastCheckpointSeq(),
-                "guest_ram_bytes", req.getGuestRamBytes());
+                "guest_ram_bytes", req.getGuestRamBytes(), "disks", req.getDisksCount());
     }
 
     private void refuse(String why) {
@@ -218,13 +236,22 @@ final class SecondaryRole implements FailoverControl.Target {
 
     private void retireSink(String why) {
         SecondaryCheckpointSink s = sink;
+        SvmDisks d = svmDisks;
         sink = null;
+        svmDisks = null;
         path.execute(() -> {
             currentSvm = null;
             secondaryPath.onUnpaired();
         });
-        if (s != null) {
-            work.execute(s::close);
+        if (s != null || d != null) {
+            work.execute(() -> {
+                if (s != null) {
+                    s.close();
+                }
+                if (d != null) {
+                    d.close();
+                }
+            });
         }
     }
 
@@ -309,8 +336,12 @@ final class SecondaryRole implements FailoverControl.Target {
         }
         // The sink first: a checkpoint the SVM is taking in place finishes (or is given up before the
         // SVM stopped) before the path serves the LAN, so the SVM that serves has every frame.
+        SvmDisks disks = svmDisks;
         work.execute(() -> {
             DomainRef svm = s.takeOver();
+            if (disks != null && svm != null) {
+                disks.keep(svm.name());
+            }
             servePath.run();
             ctx.events().info("standby_retired", "hot standby retired; the promoted SVM is the VM now", "domain",
                     svm == null ? "none" : svm.name());
@@ -429,6 +460,11 @@ final class SecondaryRole implements FailoverControl.Target {
         sink = null;
         if (s != null) {
             s.close();
+        }
+        SvmDisks d = svmDisks;
+        svmDisks = null;
+        if (d != null) {
+            d.close();
         }
         try {
             path.call(() -> {

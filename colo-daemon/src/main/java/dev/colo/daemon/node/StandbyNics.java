@@ -2,6 +2,7 @@ package dev.colo.daemon.node;
 
 import dev.colo.checkpoint.engine.SecondaryCheckpointSink;
 import dev.colo.checkpoint.link.proto.PairRequest;
+import dev.colo.host.libvirt.DomainXml;
 import dev.colo.hypervisor.DomainRef;
 import dev.colo.hypervisor.HypervisorException;
 import dev.colo.proxy.frame.Frame;
@@ -10,7 +11,8 @@ import java.util.function.BiConsumer;
 
 /**
  * The standbys of one pairing, as the sink asks for them: each is the PVM's definition renamed
- * ({@link DomainShaper}), with a NIC socket of its own that this factory opens and closes.
+ * ({@link DomainShaper}), with a NIC socket of its own that this factory opens and closes, and
+ * with its own overlays over the pairing's disk copies ({@link SvmDisks}).
  */
 final class StandbyNics implements SecondaryCheckpointSink.StandbyFactory {
     private final DomainShaper shaper;
@@ -19,9 +21,15 @@ final class StandbyNics implements SecondaryCheckpointSink.StandbyFactory {
     private final String runId;
     private final Map<String, VmNic> nics;
     private final BiConsumer<String, Frame> fromVm;
+    private final SvmDisks disks;
 
-    /** @param fromVm every frame a standby or SVM sends, with its domain name */
-    StandbyNics(DomainShaper shaper, Network network, PairRequest req, String runId, Map<String, VmNic> nics, BiConsumer<String, Frame> fromVm) {
+    /**
+     * @param fromVm every frame a standby or SVM sends, with its domain name
+     * @param disks the pairing's disk copies, each standby getting overlays of its own (null: no disks)
+     */
+    StandbyNics(DomainShaper shaper, Network network, PairRequest req, String runId, Map<String, VmNic> nics, BiConsumer<String, Frame> fromVm,
+            SvmDisks disks) {
+        this.disks = disks;
         this.shaper = shaper;
         this.network = network;
         this.req = req;
@@ -40,7 +48,8 @@ final class StandbyNics implements SecondaryCheckpointSink.StandbyFactory {
             throw new HypervisorException(HypervisorException.Kind.UNAVAILABLE, "cannot open the standby's NIC socket: " + e.getMessage(), e);
         }
         nics.put(name, nic);
-        return shaper.standby(req, name, nic.port());
+        String xml = shaper.standby(req, name, nic.port());
+        return disks == null ? xml : disks.standby(DomainXml.parse(xml), name).toXml();
     }
 
     @Override
@@ -48,6 +57,9 @@ final class StandbyNics implements SecondaryCheckpointSink.StandbyFactory {
         VmNic nic = nics.remove(d.name());
         if (nic != null) {
             nic.close();
+        }
+        if (disks != null) {
+            disks.retired(d.name());
         }
     }
 }

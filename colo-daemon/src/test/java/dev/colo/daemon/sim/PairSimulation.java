@@ -88,7 +88,8 @@ final class PairSimulation {
             this.network = host.new NodeNetwork(name, runtime.lane("path"), releases, () -> runtime.identity().term());
             this.events = new EventJournal(2000, Map.of("node", name), world::wallMillis);
             journals.put(name + "#" + journals.size(), events);
-            this.node = new Node(cfg, new NodePorts(runtime, host.hv, end, network, new SimReachability(this), events, new DaemonMetrics(VM)));
+            this.node = new Node(cfg, new NodePorts(runtime, host.hv, end, network, new SimReachability(this), host.disks, events,
+                    new DaemonMetrics(VM)));
         }
 
         void start() {
@@ -224,7 +225,7 @@ final class PairSimulation {
                 new DaemonConfig.Witness(WITNESS_IP, 100), none, Optional.empty(), new DaemonConfig.Libvirt("sim:///", Optional.empty(),
                         Optional.empty()),
                 new DaemonConfig.Vm(VM, "tap0", Optional.empty(), SimPackets.ipText(SimPackets.ip(VM_HOST)), 7460, 3000, 10_000, "lz4", 2000,
-                        false, reuseSvm, false));
+                        false, reuseSvm, false), DaemonConfig.Disks.defaults());
     }
 
     static String domainXml() {

@@ -28,6 +28,8 @@ final class SimHost {
     final String name;
     final SimWorld world;
     final SimulatedHypervisor hv = new SimulatedHypervisor();
+    /** This host's disk files (the secondary's copies of the PVM's disks). */
+    final SimDisks disks = new SimDisks();
     final SimLan lan;
     final byte[] vmMac;
     final int vmIp;

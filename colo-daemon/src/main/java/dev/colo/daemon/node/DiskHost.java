@@ -1,0 +1,28 @@
+package dev.colo.daemon.node;
+
+import dev.colo.checkpoint.disk.DiskRelay;
+import dev.colo.checkpoint.disk.ReplicaDisk;
+import java.io.IOException;
+import java.nio.file.Path;
+
+/**
+ * The host's side of disk replication, as a port: the NBD sockets QEMU's mirrors write into (on
+ * the primary) and the secondary's copies of the disks with their directory. {@link HostDisks}
+ * does it with real sockets and files.
+ */
+public interface DiskHost {
+    /** Serves {@code relay}'s disk as an NBD export at {@code socket}, which only {@code user} (QEMU's) may open. */
+    AutoCloseable serveNbd(Path socket, DiskRelay relay, String user) throws IOException;
+
+    /** Creates the secondary's copy of disk {@code disk}: {@code size} zero bytes at {@code file}, given to {@code user}. */
+    ReplicaDisk createCopy(String disk, Path file, long size, String user) throws IOException;
+
+    /** Makes {@code dir} (and its parents): root's, searchable by QEMU's user, not listable by others. */
+    void createDirectory(Path dir) throws IOException;
+
+    /** Bytes new files in {@code dir} may still take. */
+    long usableSpace(Path dir) throws IOException;
+
+    /** Removes {@code file}; a missing one is fine. */
+    void delete(Path file);
+}
