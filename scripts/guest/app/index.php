@@ -7,6 +7,7 @@
 //                       (answers only after COMMIT returned; "Accept: text/html" gets an HTML page)
 //   GET  /students.txt  id<TAB>name<TAB>age<TAB>email<TAB>registered_at per line, ordered by id
 //   GET  /health        "ok\n" when the database answers SELECT 1
+//   GET  /check         "ok rows=N ..." when amcheck finds the students heap and index sound (500 otherwise)
 declare(strict_types=1);
 
 const DSN = 'pgsql:host=/run/postgresql;dbname=students';
@@ -126,6 +127,17 @@ function students_txt(): void
     send(200, $out);
 }
 
+/** PostgreSQL's own consistency check (amcheck) of the students table: heap and primary key index. */
+function check(): void
+{
+    $db = db();
+    $heap = $db->query("SELECT count(*) FROM verify_heapam('students', false, true)")->fetchColumn();
+    $db->query("SELECT bt_index_check('students_pkey', true)")->fetchColumn(); // throws on corruption
+    $rows = $db->query('SELECT count(*), count(DISTINCT id), coalesce(max(id), 0) FROM students')->fetch(PDO::FETCH_NUM);
+    $ok = (string) $heap === '0' && $rows[0] === $rows[1];
+    send($ok ? 200 : 500, ($ok ? 'ok' : 'corrupt') . " rows=$rows[0] distinct_ids=$rows[1] max_id=$rows[2] heap_errors=$heap index=ok\n");
+}
+
 function health(): void
 {
     $v = db()->query('SELECT 1')->fetchColumn();
@@ -144,6 +156,7 @@ $routes = [
     '/students' => ['POST' => 'add_student'],
     '/students.txt' => ['GET' => 'students_txt', 'HEAD' => 'students_txt'],
     '/health' => ['GET' => 'health', 'HEAD' => 'health'],
+    '/check' => ['GET' => 'check'],
 ];
 try {
     if (!isset($routes[$path])) {

@@ -14,3 +14,11 @@ GRANT SELECT, INSERT ON students TO "www-data";
 
 GRANT USAGE, SELECT ON SEQUENCE students_id_seq TO "www-data";
 
+
+-- amcheck: GET /check verifies the table's heap and its index with PostgreSQL's own checker (the
+-- survivor of a failover must pass it without any manual recovery).
+CREATE EXTENSION amcheck;
+
+GRANT EXECUTE ON FUNCTION verify_heapam(regclass, boolean, boolean, text, bigint, bigint) TO "www-data";
+
+GRANT EXECUTE ON FUNCTION bt_index_check(regclass, boolean) TO "www-data";

@@ -64,6 +64,18 @@ public final class HostPairLab implements AutoCloseable {
         }
     }
 
+    /** Which test guest a lab runs. */
+    public enum Guest {
+        /** The busybox guest: HTTP, CGI counter, echo, colo-svc; no disk. */
+        BUSYBOX,
+        /** The web + SQL guest ({@link AppGuest}): its PostgreSQL cluster on a replicated disk. */
+        APP
+    }
+
+    /** Files QEMU opens that the lab made (the app guest's data disk, the disk copies): a directory QEMU's user can reach. */
+    public final Path qemuDir;
+    public final Guest guest;
+
     /** A lab for a test: its domain is colo-it-TAG-PID. */
     public HostPairLab(String tag) throws Exception {
         this("colo-it-" + tag + "-", tag);
@@ -71,7 +83,12 @@ public final class HostPairLab implements AutoCloseable {
 
     /** @param domainPrefix the guest's domain name before the pid; leftovers with it are swept first */
     public HostPairLab(String domainPrefix, String tag) throws Exception {
+        this(domainPrefix, tag, Guest.BUSYBOX);
+    }
+
+    public HostPairLab(String domainPrefix, String tag, Guest guest) throws Exception {
         Lab.require();
+        this.guest = guest;
         long pid = ProcessHandle.current().pid() % 100000;
         domain = domainPrefix + ProcessHandle.current().pid();
         Lab.sweepStaleDomains(domainPrefix);
@@ -99,10 +116,18 @@ public final class HostPairLab implements AutoCloseable {
         PairCertificates.Ca ca = PairCertificates.newCa(domain, Duration.ofDays(1));
         PairCertificates.issue(ca, a.node, Duration.ofDays(1), dir.resolve("pki").resolve(a.node));
         PairCertificates.issue(ca, b.node, Duration.ofDays(1), dir.resolve("pki").resolve(b.node));
+        qemuDir = Lab.buildDir().resolve("lab").resolve(domain);
+        Files.createDirectories(qemuDir);
         // Defined, not started: pairing turns it into a PVM and starts it.
-        TestGuest g = TestGuest.locate();
-        Command.Result r = Command.run(T, "virsh", "-c", "qemu:///system", "define", write("guest.xml",
-                g.domainXml(domain, 128, LabLan.GUEST_CIDR, TestGuest.tapNic("ct-unused", LabLan.GUEST_MAC), false, null)).toString());
+        String xml;
+        if (guest == Guest.APP) {
+            AppGuest g = AppGuest.locate();
+            xml = g.domainXml(domain, LabLan.GUEST_CIDR, TestGuest.tapNic("ct-unused", LabLan.GUEST_MAC),
+                    g.copyDataDisk(qemuDir.resolve("data.qcow2")), "qcow2");
+        } else {
+            xml = TestGuest.locate().domainXml(domain, 128, LabLan.GUEST_CIDR, TestGuest.tapNic("ct-unused", LabLan.GUEST_MAC), false, null);
+        }
+        Command.Result r = Command.run(T, "virsh", "-c", "qemu:///system", "define", write("guest.xml", xml).toString());
         r.orThrow();
     }
 
@@ -170,6 +195,10 @@ public final class HostPairLab implements AutoCloseable {
                 accelerator = tcg
                 vm-netns = /proc/%d/ns/net
 
+                [disks]
+                dir = %s
+                nbd-dir = %s
+
                 [vm]
                 domain = %s
                 tap = colo-%s
@@ -181,7 +210,7 @@ public final class HostPairLab implements AutoCloseable {
                 """.formatted(h.node, role, peer.node, peer.ip, LINK_PORT, h.ip, LINK_PORT, pki.resolve(h.node + ".crt"),
                 pki.resolve(h.node + ".key"), pki.resolve("pair-ca.crt"), LabLan.CLIENT_IP, h.socket,
                 // QEMU runs where this test runs (libvirtd's namespace), so the daemon's NIC sockets go there.
-                ProcessHandle.current().pid(), domain,
+                ProcessHandle.current().pid(), qemuDir.resolve("disks-" + h.node), qemuDir.resolve("nbd-" + h.node), domain,
                 h == a ? "a" : "b", LabLan.GUEST_IP, 17460 + (int) (ProcessHandle.current().pid() % 1000)) + String.join("\n", vmExtra) + "\n";
         Files.writeString(h.config, text, StandardCharsets.UTF_8);
     }
@@ -241,6 +270,11 @@ public final class HostPairLab implements AutoCloseable {
             }
         }
         Lab.sweepStaleDomains(domain);
+        try (var files = Files.walk(qemuDir)) {
+            files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        } catch (IOException e) {
+            // best effort: build/lab is the lab's scratch space
+        }
         a.ns.close();
         b.ns.close();
         lan.close();

@@ -1,0 +1,95 @@
+package dev.colo.cli;
+
+import static dev.colo.cli.FaultMatrixIT.await;
+import static dev.colo.cli.FaultMatrixIT.state;
+import static dev.colo.cli.PromiseIT.killPrimaryHost;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.colo.lab.HostPairLab;
+import dev.colo.lab.LabLan;
+import dev.colo.lab.StudentsLoad;
+import java.time.Duration;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The workload colo exists for, on real daemons and QEMU: the web + SQL guest (nginx, PHP and
+ * PostgreSQL with its cluster on a virtio disk, fsync on) paired with its disk copied while it
+ * runs, clients inserting students through the form and reading the list, and kill -9 of the
+ * primary's QEMU and daemon at random instants, inside and right after checkpoints. After each:
+ * every insert a client saw acknowledged is in the survivor's table exactly once with the id it was
+ * given, PostgreSQL's own checker finds the table sound, and the application serves on.
+ */
+class DiskReplicationIT {
+    static final int KILLS = Integer.getInteger("colo.disk.kills", 3);
+
+    static HostPairLab pairedAppLab(String tag) throws Exception {
+        HostPairLab lab = new HostPairLab("colo-it-" + tag + "-", tag, HostPairLab.Guest.APP);
+        try {
+            lab.writeConfigs();
+            lab.startDaemon(lab.b);
+            lab.startDaemon(lab.a);
+            lab.awaitReady(lab.a, Duration.ofSeconds(60));
+            lab.awaitReady(lab.b, Duration.ofSeconds(60));
+            long t0 = System.nanoTime();
+            ColoRun pair = ColoRun.shown("pair", lab.domain, "--socket", lab.a.socket.toString());
+            assertThat(pair.code()).as(pair.err()).isZero();
+            assertThat(lab.a.logText()).contains("event=disk_copied");
+            awaitServing(lab, Duration.ofSeconds(120));
+            System.out.printf("disk: paired and serving %.1f s after colo pair%n", (System.nanoTime() - t0) / 1e9);
+            return lab;
+        } catch (Exception | AssertionError e) {
+            lab.close();
+            throw e;
+        }
+    }
+
+    static void awaitServing(HostPairLab lab, Duration max) throws Exception {
+        await("the students application answers /health", lab, max, () -> {
+            String body = lab.lan.httpGet("/health", Duration.ofSeconds(5));
+            return body != null && body.trim().equals("ok");
+        });
+    }
+
+    static void check(String what, StudentsLoad.Result r) {
+        System.out.println("disk: " + what + ": " + r.summary());
+        r.problems().stream().limit(10).forEach(p -> System.out.println("disk:   " + p));
+        assertThat(r.promiseKept()).as(what + ": " + r.summary() + " " + r.problems()).isTrue();
+        assertThat(r.inserted()).as("the writers made progress").isPositive();
+    }
+
+    @Test
+    void acknowledgedInsertsSurviveKillsOfThePrimary() throws Exception {
+        Random rnd = new Random(Long.getLong("colo.seed", System.nanoTime()));
+        for (int trial = 1; trial <= KILLS; trial++) {
+            int mode = trial % 3;
+            try (HostPairLab lab = pairedAppLab("dk" + trial)) {
+                StudentsLoad load = new StudentsLoad(lab.lan.ns(), LabLan.GUEST_IP, 4);
+                Thread.sleep(3000 + rnd.nextInt(3000));
+                String when;
+                if (mode == 1) {
+                    Thread ckpt = new Thread(() -> ColoRun.of("checkpoint", lab.domain, "--socket", lab.a.socket.toString()));
+                    ckpt.start();
+                    int delay = rnd.nextInt(400);
+                    Thread.sleep(delay);
+                    when = "inside a checkpoint (+" + delay + " ms)";
+                    load.markFault();
+                    killPrimaryHost(lab);
+                    ckpt.join(30_000);
+                } else if (mode == 2) {
+                    ColoRun.of("checkpoint", lab.domain, "--socket", lab.a.socket.toString());
+                    when = "right after a checkpoint";
+                    load.markFault();
+                    killPrimaryHost(lab);
+                } else {
+                    when = "at a random instant";
+                    load.markFault();
+                    killPrimaryHost(lab);
+                }
+                await("host-b ACTIVE", lab, Duration.ofSeconds(30), () -> state(lab.b).equals("ACTIVE"));
+                Thread.sleep(6000);
+                check("kill -9 of the primary " + when + " (trial " + trial + ")", load.stopAndCheck());
+            }
+        }
+    }
+}
