@@ -24,7 +24,6 @@ final class NbdExportHandler extends ChannelInboundHandlerAdapter {
     private final long size;
     private final NbdDecoder decoder;
     private final DiskWriteTarget target;
-    private ChannelHandlerContext ctx;
     private boolean noZeroes;
     private boolean over;
 
@@ -36,11 +35,6 @@ final class NbdExportHandler extends ChannelInboundHandlerAdapter {
     }
 
     @Override
-    public void handlerAdded(ChannelHandlerContext ctx) {
-        this.ctx = ctx;
-    }
-
-    @Override
     public void channelActive(ChannelHandlerContext ctx) {
         ByteBuf hello = ctx.alloc().buffer(18);
         hello.writeLong(Nbd.NBDMAGIC).writeLong(Nbd.IHAVEOPT).writeShort(Nbd.FLAG_FIXED_NEWSTYLE | Nbd.FLAG_NO_ZEROES);
@@ -48,16 +42,8 @@ final class NbdExportHandler extends ChannelInboundHandlerAdapter {
         ctx.fireChannelActive();
     }
 
-    /** The target can take writes again: read on. Any thread. */
-    void resumeReading() {
-        ChannelHandlerContext c = ctx;
-        if (c != null) {
-            c.channel().eventLoop().execute(() -> {
-                c.channel().config().setAutoRead(true);
-                c.read();
-            });
-        }
-    }
+    /** How often a connection that stopped reading asks its target again. */
+    static final long RECHECK_MS = 2;
 
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
@@ -83,9 +69,25 @@ final class NbdExportHandler extends ChannelInboundHandlerAdapter {
     @Override
     public void channelReadComplete(ChannelHandlerContext ctx) {
         ctx.flush();
-        if (!target.writable()) {
+        if (!target.writable() && ctx.channel().config().isAutoRead()) {
             ctx.channel().config().setAutoRead(false);
+            recheck(ctx);
         }
+    }
+
+    /** While the target is full, asks it again every {@link #RECHECK_MS} on the event loop; reads on once it can take more. */
+    private void recheck(ChannelHandlerContext ctx) {
+        ctx.executor().schedule(() -> {
+            if (!ctx.channel().isActive()) {
+                return;
+            }
+            if (target.writable()) {
+                ctx.channel().config().setAutoRead(true);
+                ctx.read();
+            } else {
+                recheck(ctx);
+            }
+        }, RECHECK_MS, java.util.concurrent.TimeUnit.MILLISECONDS);
     }
 
     private void option(ChannelHandlerContext ctx, int option, ByteBuf data) {

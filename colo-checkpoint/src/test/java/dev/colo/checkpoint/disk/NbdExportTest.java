@@ -288,9 +288,12 @@ class NbdExportTest {
         target.writable = false;
         ch.writeInbound(in);
         assertThat(ch.config().isAutoRead()).isFalse();
+        ch.advanceTimeBy(NbdExportHandler.RECHECK_MS * 3, java.util.concurrent.TimeUnit.MILLISECONDS);
+        ch.runScheduledPendingTasks();
+        assertThat(ch.config().isAutoRead()).as("still full").isFalse();
         target.writable = true;
-        ((NbdExportHandler) ch.pipeline().last()).resumeReading();
-        ch.runPendingTasks();
+        ch.advanceTimeBy(NbdExportHandler.RECHECK_MS, java.util.concurrent.TimeUnit.MILLISECONDS);
+        ch.runScheduledPendingTasks();
         assertThat(ch.config().isAutoRead()).isTrue();
         ch.finishAndReleaseAll();
     }

@@ -30,7 +30,11 @@ final class DiskCheck {
             if (!d.writable()) {
                 continue;
             }
-            if (d.device().equals("lun")) {
+            if (d.type().equals(DomainXml.COLO_REPLICA_TYPE)) {
+                refusals.add("disk " + d.target() + " is the replicated disk of an SVM that took over (QEMU's replication driver on its "
+                        + "command line, its data in colo's copy and overlays); colo cannot pair it again in place yet: shut the VM down, "
+                        + "define it with one image made from that disk (qemu-img convert), and pair that domain");
+            } else if (d.device().equals("lun")) {
                 refusals.add("disk " + d + " is a passthrough LUN (device='lun'): SCSI commands reach the host's device directly and cannot be "
                         + "replicated; use device='disk'");
             } else if (!d.type().equals("file") && !d.type().equals("block")) {

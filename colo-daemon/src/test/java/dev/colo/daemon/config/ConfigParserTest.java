@@ -63,7 +63,24 @@ class ConfigParserTest {
         assertThat(c.vm().proxyPort()).isEqualTo(7460);
         assertThat(c.vm().codec()).isEqualTo("lz4");
         assertThat(c.pair()).isEqualTo("web1");
-        assertThat(c.summary()).contains("node=host-a").contains("peer=host-b@10.0.0.12:7450").doesNotContain("a.key");
+        assertThat(c.disks().dir()).hasToString("/var/lib/colo/disks");
+        assertThat(c.disks().nbdDir()).hasToString("/run/colo/nbd");
+        assertThat(c.disks().logTriggerBytes()).isEqualTo(16L << 20);
+        assertThat(c.disks().logLimitBytes()).isEqualTo(256L << 20);
+        assertThat(c.summary()).contains("node=host-a").contains("peer=host-b@10.0.0.12:7450").doesNotContain("a.key")
+                .contains("disk_dir=/var/lib/colo/disks");
+    }
+
+    @Test
+    void theDisksSectionIsReadAndChecked() throws Exception {
+        DaemonConfig c = ConfigParser.parse("colo.conf", valid() + "[disks]\ndir = /srv/colo\nnbd-dir = /run/x\nlog-trigger-mib = 8\nlog-limit-mib = 64\n");
+        assertThat(c.disks().dir()).hasToString("/srv/colo");
+        assertThat(c.disks().nbdDir()).hasToString("/run/x");
+        assertThat(c.disks().logTriggerBytes()).isEqualTo(8L << 20);
+        assertThat(c.disks().logLimitBytes()).isEqualTo(64L << 20);
+        rejects(valid() + "[disks]\ndir = relative/dir\n", "[disks] dir", "absolute path");
+        rejects(valid() + "[disks]\nlog-trigger-mib = 64\nlog-limit-mib = 8\n", "[disks] log-limit-mib", "at least log-trigger-mib");
+        rejects(valid() + "[disks]\nsize = 3\n", "unknown key 'size' in [disks]");
     }
 
     static void rejects(String text, String... fragments) {

@@ -146,8 +146,21 @@ public final class DomainXml {
                     child(d, "driver").map(t -> t.getAttribute("type")).orElse(""), child(d, "readonly").isPresent(),
                     child(d, "shareable").isPresent(), pci, child(d, "alias").map(a -> a.getAttribute("name")).orElse("")));
         }
+        // An SVM that took over keeps its replicated disks on QEMU's command line, out of libvirt's sight.
+        NodeList args = root().getElementsByTagNameNS(QEMU_NS, "arg");
+        for (int i = 0; i < args.getLength(); i++) {
+            String v = ((Element) args.item(i)).getAttribute("value");
+            java.util.regex.Matcher m = COLO_REPLICA.matcher(v);
+            if (m.find()) {
+                out.add(new Disk(m.group(1), "disk", "virtio", COLO_REPLICA_TYPE, v, "", false, false, "", "colo-disk-" + m.group(1)));
+            }
+        }
         return out;
     }
+
+    /** The type {@link #disks} gives a disk that colo made an SVM's replicated disk ({@link #withReplicatedDisk}). */
+    public static final String COLO_REPLICA_TYPE = "colo-replica";
+    private static final java.util.regex.Pattern COLO_REPLICA = java.util.regex.Pattern.compile("(?:^|,)id=colo-([^,]+),driver=replication,");
 
     private static String hex(String libvirtNumber) {
         if (libvirtNumber.isEmpty()) {

@@ -83,4 +83,60 @@ class DomainXmlTest {
         assertThat(x.writableDisks()).containsExactly("vdb (/var/lib/libvirt/images/data.qcow2)");
         assertThat(DomainXml.parse(OPERATOR_XML).writableDisks()).isEmpty();
     }
+
+    static final String APP_XML = "<domain type='qemu'><name>db</name><memory unit='MiB'>256</memory><os><type machine='pc'>hvm</type></os>"
+            + "<devices>"
+            + "<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='/images/root.img'/><target dev='vda' bus='virtio'/>"
+            + "<readonly/><address type='pci' domain='0x0000' bus='0x00' slot='0x04' function='0x0'/></disk>"
+            + "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='/images/data.qcow2'/><target dev='vdb' bus='virtio'/>"
+            + "<alias name='virtio-disk1'/><address type='pci' domain='0x0000' bus='0x00' slot='0x05' function='0x0'/></disk>"
+            + "<interface type='bridge'><mac address='52:54:00:aa:bb:cc'/><source bridge='br0'/><model type='virtio'/>"
+            + "<address type='pci' domain='0x0000' bus='0x00' slot='0x03' function='0x0'/></interface>"
+            + "</devices></domain>";
+
+    @Test
+    void describesEachDiskWithItsAddressFormatAndAlias() {
+        var disks = DomainXml.parse(APP_XML).disks();
+        assertThat(disks).extracting(DomainXml.Disk::target).containsExactly("vda", "vdb");
+        DomainXml.Disk vdb = disks.get(1);
+        assertThat(vdb.writable()).isTrue();
+        assertThat(disks.get(0).writable()).isFalse();
+        assertThat(vdb.format()).isEqualTo("qcow2");
+        assertThat(vdb.type()).isEqualTo("file");
+        assertThat(vdb.bus()).isEqualTo("virtio");
+        assertThat(vdb.pciAddress()).isEqualTo("0:5.0");
+        assertThat(DomainXml.parse(APP_XML).diskAlias("vdb")).contains("virtio-disk1");
+        assertThat(DomainXml.parse(APP_XML).diskAlias("vdz")).isEmpty();
+    }
+
+    @Test
+    void anSvmDiskIsQemusReplicationDriverOverTwoOverlaysAtThePvmsAddress() {
+        DomainXml svm = DomainXml.parse(APP_XML).withProxyNic("52:54:00:aa:bb:cc", "127.0.0.1", 7100)
+                .withReplicatedDisk("vdb", java.nio.file.Path.of("/d/vdb.raw"), java.nio.file.Path.of("/d/a.qcow2"), java.nio.file.Path.of("/d/h.qcow2"));
+        String xml = svm.toXml();
+        // vdb left libvirt's devices; vda (read-only, identical on both hosts) stays.
+        assertThat(xml).contains("/images/root.img").doesNotContain("/images/data.qcow2");
+        assertThat(xml).contains("if=none,id=colo-base-vdb,driver=raw,file.driver=file,file.filename=/d/vdb.raw,file.locking=off");
+        assertThat(xml).contains("id=colo-vdb,driver=replication,mode=secondary,top-id=colo-vdb,file.driver=qcow2,file.file.filename=/d/a.qcow2,"
+                + "file.backing.driver=qcow2,file.backing.file.filename=/d/h.qcow2,file.backing.backing=colo-base-vdb");
+        assertThat(xml).contains("virtio-blk-pci,drive=colo-vdb,id=colo-disk-vdb,bus=pci.0,addr=0x5");
+        // The NIC keeps its slot, so libvirt cannot give the freed one to another device.
+        assertThat(xml).contains("slot=\"0x03\"");
+        // The SVM's domain, read back, says which disk is colo's (a survivor must not be paired as if diskless).
+        var again = DomainXml.parse(xml).disks();
+        assertThat(again).extracting(DomainXml.Disk::target).containsExactly("vda", "vdb");
+        assertThat(again.get(1).type()).isEqualTo(DomainXml.COLO_REPLICA_TYPE);
+    }
+
+    @Test
+    void aDiskOffVirtioOrWithoutAddressOrWithACommaInAPathIsRefused() {
+        java.nio.file.Path p = java.nio.file.Path.of("/d/x");
+        assertThatThrownBy(() -> DomainXml.parse(APP_XML.replace("<target dev='vdb' bus='virtio'/>", "<target dev='vdb' bus='sata'/>"))
+                .withReplicatedDisk("vdb", p, p, p)).hasMessageContaining("virtio disks only");
+        assertThatThrownBy(() -> DomainXml.parse(APP_XML.replace("<alias name='virtio-disk1'/><address type='pci' domain='0x0000' bus='0x00' "
+                + "slot='0x05' function='0x0'/>", "")).withReplicatedDisk("vdb", p, p, p)).hasMessageContaining("no PCI address");
+        assertThatThrownBy(() -> DomainXml.parse(APP_XML).withReplicatedDisk("vdb", java.nio.file.Path.of("/d/a,b"), p, p))
+                .hasMessageContaining("comma");
+        assertThatThrownBy(() -> DomainXml.parse(APP_XML).withReplicatedDisk("vdc", p, p, p)).hasMessageContaining("no disk 'vdc'");
+    }
 }
