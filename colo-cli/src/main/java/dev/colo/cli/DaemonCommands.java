@@ -115,6 +115,20 @@ final class DaemonCommands {
             if (r.has("buffered_ingress")) {
                 o.printf("  buffered input       %d frames for the next SVM%n", r.path("buffered_ingress").asLong());
             }
+            JsonNode copy = r.path("disk_copy");
+            if (!copy.isMissingNode()) {
+                o.printf("  disk copy            %s of %s, %.1f MiB/s, about %d s left%n", bytes(copy.path("done_bytes").asLong()),
+                        bytes(copy.path("total_bytes").asLong()), copy.path("rate_mib_s").asDouble(), copy.path("eta_s").asLong());
+            }
+            for (JsonNode d : r.path("disks")) {
+                if (d.has("mirror")) {
+                    o.printf("  disk %-15s %s, mirror %s, %s written since the last acknowledged checkpoint%n", d.path("target").asText(),
+                            bytes(d.path("size_bytes").asLong()), d.path("mirror").asText(), bytes(d.path("unacknowledged_bytes").asLong()));
+                } else {
+                    o.printf("  disk %-15s %s, copy %s (%s written)%n", d.path("target").asText(), bytes(d.path("size_bytes").asLong()),
+                            d.path("copy").asText(), bytes(d.path("written_bytes").asLong()));
+                }
+            }
         }
     }
 
@@ -155,12 +169,52 @@ final class DaemonCommands {
                     return ExitCodes.OPERATION_FAILED;
                 }
             }
-            return super.call();
+            Thread progress = new Thread(this::showDiskCopy, "colo-pair-progress");
+            progress.setDaemon(true);
+            progress.start();
+            try {
+                return super.call();
+            } finally {
+                progress.interrupt();
+            }
+        }
+
+        /** While pairing copies the VM's disks, one line every few seconds: how far, how fast, how long still. */
+        private void showDiskCopy() {
+            String last = "";
+            long lastPrinted = 0;
+            try {
+                while (!Thread.currentThread().isInterrupted()) {
+                    Thread.sleep(1000);
+                    JsonNode copy;
+                    try (ControlClient c = ControlClient.connect(common.socket)) {
+                        copy = c.call(ControlClient.request("status")).path("disk_copy");
+                    } catch (ControlClient.Unreachable | ControlClient.Refused e) {
+                        return;
+                    }
+                    if (copy.isMissingNode()) {
+                        continue;
+                    }
+                    long done = copy.path("done_bytes").asLong();
+                    long total = copy.path("total_bytes").asLong();
+                    String line = String.format(java.util.Locale.ROOT, "copying disks: %s of %s (%d%%), %.1f MiB/s, about %d s left", bytes(done),
+                            bytes(total), total > 0 ? done * 100 / total : 0, copy.path("rate_mib_s").asDouble(), copy.path("eta_s").asLong());
+                    if (!line.equals(last) && System.nanoTime() - lastPrinted > 3_000_000_000L) {
+                        err().println(line);
+                        err().flush();
+                        last = line;
+                        lastPrinted = System.nanoTime();
+                    }
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
         }
 
         @Override
         ObjectNode request() {
-            err().println("pairing " + domain + ": preparing the PVM, asking the secondary for a standby, first full checkpoint ...");
+            err().println("pairing " + domain + ": preparing the PVM, asking the secondary for a standby, copying writable disks, first full "
+                    + "checkpoint ...");
             err().flush();
             return withVm(ControlClient.request("pair"), domain).put("timeout_s", timeoutS);
         }
@@ -171,6 +225,10 @@ final class DaemonCommands {
             out().printf("%s PROTECTED by %s from checkpoint %d: first checkpoint %d pages, %s on the wire, PVM paused %.1f ms%n",
                     r.path("vm").asText(), r.path("peer").path("node").asText(), r.path("checkpoint").asLong(), c.path("dirty_pages").asLong(),
                     bytes(c.path("wire_bytes").asLong()), c.path("paused_ms").asDouble());
+            for (JsonNode d : r.path("disks")) {
+                out().printf("  disk %s: %s replicated (%s copied while pairing), every write mirrored%n", d.path("target").asText(),
+                        bytes(d.path("size_bytes").asLong()), bytes(d.path("copied_bytes").asLong()));
+            }
         }
     }
 
@@ -341,6 +399,7 @@ final class DaemonCommands {
     }
 
     static String bytes(long b) {
-        return b < 10_000 ? b + " B" : b < 10_000_000 ? b / 1024 + " KiB" : b / (1024 * 1024) + " MiB";
+        return b < 10_000 ? b + " B" : b < 10_000_000 ? b / 1024 + " KiB" : b < 10_000_000_000L ? b / (1024 * 1024) + " MiB"
+                : String.format(java.util.Locale.ROOT, "%.1f GiB", b / (double) (1L << 30));
     }
 }

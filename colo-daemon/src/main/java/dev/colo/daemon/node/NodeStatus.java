@@ -73,12 +73,51 @@ final class NodeStatus {
                 m.put("held_frames", -1);
             }
             m.put("frames_not_sent_to_peer", primary.droppedToPeer());
+            PairingWorkflow.CopyStatus copy = primary.diskCopy();
+            if (copy != null) {
+                Map<String, Object> c = new LinkedHashMap<>();
+                double seconds = Math.max(1e-3, (ctx.now() - copy.startedNs()) / 1e9);
+                double rate = copy.progress().doneBytes() / seconds;
+                c.put("done_bytes", copy.progress().doneBytes());
+                c.put("total_bytes", copy.progress().totalBytes());
+                c.put("rate_mib_s", Math.round(rate / (1 << 20) * 10) / 10.0);
+                c.put("eta_s", rate > 0 ? Math.round((copy.progress().totalBytes() - copy.progress().doneBytes()) / rate) : -1);
+                c.put("elapsed_s", Math.round(seconds * 10) / 10.0);
+                m.put("disk_copy", c);
+            }
+            PvmDisks disks = primary.disks();
+            if (disks != null) {
+                java.util.List<Map<String, Object>> list = new java.util.ArrayList<>();
+                for (PvmDisks.Disk d : disks.disks()) {
+                    Map<String, Object> x = new LinkedHashMap<>();
+                    x.put("target", d.target());
+                    x.put("size_bytes", d.size());
+                    x.put("mirror", d.relay().connected() ? d.relay().mode().name().toLowerCase() : "broken");
+                    x.put("unacknowledged_bytes", d.relay().heldBytes());
+                    x.put("copied_bytes", d.relay().copiedBytes());
+                    list.add(x);
+                }
+                m.put("disks", list);
+            }
         } else {
             try {
                 m.put("path", secondary.pathState().name());
                 m.put("buffered_ingress", secondary.buffered());
             } catch (Exception e) {
                 m.put("buffered_ingress", -1);
+            }
+            SvmDisks disks = secondary.disks();
+            if (disks != null) {
+                java.util.List<Map<String, Object>> list = new java.util.ArrayList<>();
+                for (var d : disks.copies().values()) {
+                    Map<String, Object> x = new LinkedHashMap<>();
+                    x.put("target", d.name());
+                    x.put("size_bytes", d.size());
+                    x.put("copy", d.path().toString());
+                    x.put("written_bytes", d.bytesWritten());
+                    list.add(x);
+                }
+                m.put("disks", list);
             }
         }
         return m;

@@ -70,7 +70,10 @@ final class PairingWorkflow {
     private final DiskHost diskHost;
     private CompletableFuture<Map<String, Object>> pairing;
     /** The disk copy of the pairing in progress, for status; null when none runs. */
-    private volatile PvmDisks.Copy copy;
+    private volatile CopyStatus copy;
+
+    /** How far the disk copy of the pairing in progress is, and since when it runs (runtime clock). */
+    record CopyStatus(PvmDisks.Copy progress, long startedNs) {}
     private Consumer<PairReply> awaitingReply;
     private Cancellable replyTimeout = Cancellable.NONE;
 
@@ -246,7 +249,7 @@ final class PairingWorkflow {
         } catch (RuntimeException e) {
             now = new PvmDisks.Copy(0, 0, false, e.getMessage());
         }
-        copy = now;
+        copy = new CopyStatus(now, startNs);
         if (now.error() != null) {
             copy = null;
             disks.close();
@@ -280,7 +283,7 @@ final class PairingWorkflow {
     }
 
     /** The disk copy in progress, for status; null when none runs. */
-    PvmDisks.Copy copyProgress() {
+    CopyStatus copyProgress() {
         return copy;
     }
 

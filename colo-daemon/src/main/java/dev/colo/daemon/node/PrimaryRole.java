@@ -364,6 +364,16 @@ final class PrimaryRole implements FailoverControl.Target {
         return path.call(() -> primaryPath.mode());
     }
 
+    /** The disks of the protected pairing (null: none, or not protected yet). Control lane. */
+    PvmDisks disks() {
+        return pvmDisks;
+    }
+
+    /** The disk copy of a pairing in progress (null when none runs). */
+    PairingWorkflow.CopyStatus diskCopy() {
+        return pairing.copyProgress();
+    }
+
     CompletableFuture<Map<String, Object>> pairingInProgress() {
         return pairing.current();
     }

@@ -447,6 +447,11 @@ final class SecondaryRole implements FailoverControl.Target {
         return currentSvm;
     }
 
+    /** The current pairing's disk copies (null: none). */
+    SvmDisks disks() {
+        return svmDisks;
+    }
+
     int buffered() throws Exception {
         return path.call(() -> secondaryPath.buffered());
     }
