@@ -28,6 +28,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.UUID;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.regex.Matcher;
@@ -60,8 +61,10 @@ public final class SimulatedHypervisor implements Hypervisor {
         boolean guestRan;
         /** Loaded as a reusable SVM and not released: it takes checkpoints in place. */
         boolean colo;
-        /** The guest's disks by target name (declared by the test with {@link #addDisk}). */
+        /** The guest's disks by target name: its {@code <disk>} files, or declared by a test with {@link #addDisk}. */
         final Map<String, byte[]> disks = new LinkedHashMap<>();
+        /** SVM disks on QEMU's replication driver (colo's copy beneath, the SVM's own writes above), by target. */
+        final Map<String, Replica> replicas = new LinkedHashMap<>();
         /** Where each mirrored disk's writes go (QEMU's write-blocking mirror: before the guest sees them complete). */
         final Map<String, MirrorTarget> mirrors = new HashMap<>();
 
@@ -77,6 +80,82 @@ public final class SimulatedHypervisor implements Hypervisor {
 
         boolean sharedRam() {
             return xml.contains("<source type='file'/>") || xml.contains("<source type=\"file\"/>");
+        }
+    }
+
+    /**
+     * An SVM disk as QEMU's replication driver in secondary mode keeps it: reads see the SVM's own
+     * writes over colo's copy; a COLO checkpoint empties the overlay (make_empty), a failover
+     * commits it into the copy and from then on the copy is the disk.
+     */
+    private static final class Replica {
+        final byte[] base;
+        final TreeMap<Long, byte[]> overlay = new TreeMap<>();
+        boolean failedOver;
+
+        Replica(byte[] base) {
+            this.base = base;
+        }
+
+        void write(long offset, byte[] data) {
+            if (failedOver) {
+                System.arraycopy(data, 0, base, (int) offset, data.length);
+            } else {
+                overlay.put(offset, data);
+            }
+        }
+
+        byte[] view() {
+            byte[] v = base.clone();
+            overlay.forEach((at, d) -> System.arraycopy(d, 0, v, at.intValue(), d.length));
+            return v;
+        }
+
+        void commit() {
+            overlay.forEach((at, d) -> System.arraycopy(d, 0, base, at.intValue(), d.length));
+            overlay.clear();
+            failedOver = true;
+        }
+    }
+
+    /** The host's disk image files the domains' disks are backed by (a path to its bytes, or null). */
+    public interface DiskFiles {
+        byte[] file(String path);
+    }
+
+    private static final Pattern DISK = Pattern.compile("<disk [^>]*>(.*?)</disk>", Pattern.DOTALL);
+    private static final Pattern DISK_SOURCE = Pattern.compile("<source [^>]*?file=['\"]([^'\"]+)['\"]");
+    private static final Pattern DISK_TARGET = Pattern.compile("<target [^>]*?dev=['\"]([^'\"]+)['\"]");
+    private static final Pattern REPLICA_BASE = Pattern.compile("id=colo-base-([^,]+),[^'\"]*?file\\.filename=([^,'\"]+)");
+    private DiskFiles diskFiles = path -> null;
+
+    /** Where the domains' disk files are: a {@code <disk>}'s source and an SVM's copy beneath its overlays. */
+    public synchronized void setDiskFiles(DiskFiles files) {
+        this.diskFiles = files;
+    }
+
+    private void attachDisks(Sim s) {
+        s.disks.clear();
+        s.replicas.clear();
+        Matcher d = DISK.matcher(s.xml);
+        while (d.find()) {
+            String body = d.group(1);
+            Matcher src = DISK_SOURCE.matcher(body);
+            Matcher tgt = DISK_TARGET.matcher(body);
+            if (!body.contains("<readonly") && src.find() && tgt.find()) {
+                byte[] file = diskFiles.file(src.group(1));
+                if (file != null) {
+                    s.disks.put(tgt.group(1), file);
+                }
+            }
+        }
+        Matcher r = REPLICA_BASE.matcher(s.xml);
+        while (r.find()) {
+            byte[] base = diskFiles.file(r.group(2));
+            if (base == null) {
+                throw new HypervisorException(Kind.FAILED, "QEMU: could not open disk image " + r.group(2) + ": No such file or directory");
+            }
+            s.replicas.put(r.group(1), new Replica(base));
         }
     }
 
@@ -180,6 +259,7 @@ public final class SimulatedHypervisor implements Hypervisor {
             }
             s.state = DomainState.SHUTOFF;
             s.ram = new byte[0];
+            s.mirrors.clear();
             e = new LifecycleEvent(s.ref(), LifecycleEvent.Kind.CRASHED, "killed");
         }
         fire(e);
@@ -208,6 +288,11 @@ public final class SimulatedHypervisor implements Hypervisor {
         if (s.state != DomainState.RUNNING) {
             throw new IllegalStateException("guest " + domainName + " is " + s.state + " and cannot write its disk");
         }
+        Replica replica = s.replicas.get(target);
+        if (replica != null) {
+            replica.write(offset, data == null ? new byte[(int) length] : data.clone());
+            return;
+        }
         byte[] disk = s.disks.get(target);
         if (data == null) {
             java.util.Arrays.fill(disk, (int) offset, (int) (offset + length), (byte) 0);
@@ -220,8 +305,21 @@ public final class SimulatedHypervisor implements Hypervisor {
         }
     }
 
+    /** What the guest of {@code domainName} reads on disk {@code target}; null when it has no such disk. */
     public synchronized byte[] guestDisk(String domainName, String target) {
-        return byName(domainName).orElseThrow().disks.get(target).clone();
+        Sim s = byName(domainName).orElseThrow();
+        Replica r = s.replicas.get(target);
+        if (r != null) {
+            return r.view();
+        }
+        byte[] d = s.disks.get(target);
+        return d == null ? null : d.clone();
+    }
+
+    /** Whether the guest of {@code domainName} has a disk {@code target} (a test's guest writes it only then). */
+    public synchronized boolean hasDisk(String domainName, String target) {
+        Sim s = byName(domainName).orElse(null);
+        return s != null && (s.disks.containsKey(target) || s.replicas.containsKey(target));
     }
 
     public synchronized byte[] guestRead(String domainName, long offset, int length) {
@@ -304,6 +402,7 @@ public final class SimulatedHypervisor implements Hypervisor {
                 throw new HypervisorException(Kind.INVALID_STATE, "domain " + s.name + " is already running");
             }
             s.ram = new byte[(int) memoryBytes(s.xml)];
+            attachDisks(s);
             s.deviceState = ("boot:" + s.name).getBytes(StandardCharsets.UTF_8);
             s.incoming = s.xml.contains("'-incoming'") || s.xml.contains("\"-incoming\"");
             s.loaded = false;
@@ -610,6 +709,7 @@ public final class SimulatedHypervisor implements Hypervisor {
                 byte[] b = devices.bytes();
                 int skip = DEVICES_ONLY.getBytes(StandardCharsets.UTF_8).length;
                 s.deviceState = java.util.Arrays.copyOfRange(b, skip, b.length);
+                s.replicas.values().forEach(r -> r.overlay.clear()); // QEMU's COLO load: replication_do_checkpoint_all
                 s.state = DomainState.RUNNING;
                 guests.reloaded(s.ref());
             }
@@ -621,6 +721,7 @@ public final class SimulatedHypervisor implements Hypervisor {
                 Sim s = sim(ref);
                 qmpLog.add(s.name + ":x-colo-lost-heartbeat");
                 s.colo = false;
+                s.replicas.values().forEach(Replica::commit); // the replication driver's failover: the SVM keeps its writes
                 broken = true;
             }
         }

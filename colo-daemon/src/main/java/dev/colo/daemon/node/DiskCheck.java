@@ -1,7 +1,6 @@
 package dev.colo.daemon.node;
 
 import dev.colo.host.libvirt.DomainXml;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -50,9 +49,5 @@ final class DiskCheck {
             }
         }
         return new Result(replicated, refusals);
-    }
-
-    static Result check(List<DomainXml.Disk> disks) {
-        return check(disks, Files::exists);
     }
 }

@@ -23,6 +23,9 @@ public interface DiskHost {
     /** Bytes new files in {@code dir} may still take. */
     long usableSpace(Path dir) throws IOException;
 
+    /** Whether a disk image is at {@code file}. */
+    boolean exists(Path file);
+
     /** Removes {@code file}; a missing one is fine. */
     void delete(Path file);
 }

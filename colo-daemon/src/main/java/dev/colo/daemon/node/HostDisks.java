@@ -52,6 +52,11 @@ final class HostDisks implements DiskHost {
     }
 
     @Override
+    public boolean exists(Path file) {
+        return Files.exists(file);
+    }
+
+    @Override
     public void delete(Path file) {
         try {
             Files.deleteIfExists(file);

@@ -131,7 +131,7 @@ final class PairingWorkflow {
             if (current.macAddresses().isEmpty()) {
                 throw new OperationException("domain '" + vm + "' has no network interface to protect");
             }
-            DiskCheck.Result disks = DiskCheck.check(current.disks());
+            DiskCheck.Result disks = DiskCheck.check(current.disks(), diskHost::exists);
             if (!disks.refusals().isEmpty()) {
                 throw new OperationException("domain '" + vm + "' cannot be protected: " + String.join("; ", disks.refusals()));
             }

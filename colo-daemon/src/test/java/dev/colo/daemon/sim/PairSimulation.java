@@ -228,9 +228,19 @@ final class PairSimulation {
                         false, reuseSvm, false), DaemonConfig.Disks.defaults());
     }
 
-    static String domainXml() {
+    /** The VM's data disk image on host A (what the operator's domain points at). */
+    static final java.nio.file.Path DATA_IMAGE = java.nio.file.Path.of("/sim/images/" + VM + "-data.img");
+
+    /**
+     * The VM as the operator defined it. With {@code dataDisk}, its data disk is replicated (which
+     * needs the SVM reused in place: QEMU's replication driver runs in COLO mode only).
+     */
+    static String domainXml(boolean dataDisk) {
         return "<domain type='qemu'><name>" + VM + "</name><memory unit='KiB'>512</memory><vcpu>1</vcpu><os><type>hvm</type></os>"
-                + "<devices><interface type='network'><mac address='52:54:00:00:00:02'/><source network='lan'/></interface></devices></domain>";
+                + "<devices>" + (dataDisk ? "<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='" + DATA_IMAGE + "'/>"
+                + "<target dev='" + SimGuest.DATA_DISK + "' bus='virtio'/><address type='pci' domain='0x0000' bus='0x00' slot='0x05' "
+                + "function='0x0'/></disk>" : "")
+                + "<interface type='network'><mac address='52:54:00:00:00:02'/><source network='lan'/></interface></devices></domain>";
     }
 
     // --- faults ---
@@ -351,7 +361,8 @@ final class PairSimulation {
     Outcome run() {
         a = new SimNode(cfgA, hostA, 0);
         b = new SimNode(cfgB, hostB, 1);
-        hostA.hv.define(domainXml());
+        hostA.disks.createCopy(SimGuest.DATA_DISK, DATA_IMAGE, SimGuest.DISK_BYTES, "qemu");
+        hostA.hv.define(domainXml(reuseSvm));
         b.start();
         a.start();
         world.runFor(300 * MS);
@@ -473,7 +484,32 @@ final class PairSimulation {
                 }
             }
         }
+        if (reuseSvm) {
+            v.addAll(checkDisk(n, domain.toString(), g));
+        }
         return v.size() > 8 ? v.subList(0, 8) : v;
+    }
+
+    /**
+     * The survivor's data disk must be exactly what its own state says it wrote: record i holds the
+     * i-th request it applied, and nothing lies beyond the last one. A disk that got writes from
+     * after its RAM's snapshot, or lost writes from before it, fails here.
+     */
+    private static List<String> checkDisk(SimNode n, String domain, SimGuest g) {
+        byte[] disk = n.host.hv.guestDisk(domain, SimGuest.DATA_DISK);
+        if (disk == null) {
+            return List.of("the survivor's VM " + domain + " has no data disk");
+        }
+        int records = disk.length / SimGuest.RECORD;
+        for (int i = 0; i < records; i++) {
+            byte[] want = i < g.applied.size() ? SimGuest.record(g.applied.get(i)) : new byte[SimGuest.RECORD];
+            if (!Arrays.equals(disk, i * SimGuest.RECORD, (i + 1) * SimGuest.RECORD, want, 0, SimGuest.RECORD)) {
+                return List.of("the survivor's disk holds \"" + new String(disk, i * SimGuest.RECORD, SimGuest.RECORD,
+                        StandardCharsets.US_ASCII).trim() + "\" as record " + i + ", its state says \"" + (i < g.applied.size()
+                                ? g.applied.get(i) : "nothing") + "\" (" + g.applied.size() + " requests applied)");
+            }
+        }
+        return List.of();
     }
 
     private static String snippet(byte[] got, byte[] sent) {

@@ -74,6 +74,11 @@ final class SimDisks implements DiskHost {
     }
 
     @Override
+    public boolean exists(Path file) {
+        return files.containsKey(file);
+    }
+
+    @Override
     public void delete(Path file) {
         files.remove(file);
     }

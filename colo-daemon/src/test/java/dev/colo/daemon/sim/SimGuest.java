@@ -39,6 +39,15 @@ import java.util.function.Consumer;
 final class SimGuest {
     static final int HTTP_PORT = 80;
     static final int UDP_PORT = 9;
+    /** The guest's data disk: request i (from 0) is recorded at offset i * {@link #RECORD} before it is answered. */
+    static final String DATA_DISK = "vdb";
+    static final int RECORD = 32;
+    static final int DISK_BYTES = 128 << 10;
+
+    /** Writes the guest's data disk (a write completes before the guest goes on, as an fsync'd database's does). */
+    interface DiskWriter {
+        void write(long offset, byte[] data);
+    }
 
     private final SimWorld world;
     final String domain;
@@ -46,6 +55,7 @@ final class SimGuest {
     final int ip;
     private final Random rng;
     private final Consumer<Frame> toNic;
+    private final DiskWriter disk;
     private final PacketView view = new PacketView();
     private final ArrayDeque<Frame> socket = new ArrayDeque<>();
     private boolean running;
@@ -60,7 +70,8 @@ final class SimGuest {
     /** UDP requests applied, by "client:n". */
     final Map<String, Integer> udpApplied = new LinkedHashMap<>();
 
-    SimGuest(SimWorld world, String domain, byte[] mac, int ip, long seed, Consumer<Frame> toNic) {
+    SimGuest(SimWorld world, String domain, byte[] mac, int ip, long seed, Consumer<Frame> toNic, DiskWriter disk) {
+        this.disk = disk;
         this.world = world;
         this.domain = domain;
         this.mac = mac;
@@ -218,6 +229,10 @@ final class SimGuest {
             }
             String id = p[1] + ":" + p[2];
             applied.add(id);
+            long at = (long) (applied.size() - 1) * RECORD;
+            if (at + RECORD <= DISK_BYTES) {
+                disk.write(at, record(id));
+            }
             SimTrace.note(domain + " applies " + id + " (port " + c.remotePort + ")");
             String token = switch (p[3]) {
                 case "T" -> Long.toHexString(rng.nextLong() & 0xffffffffffL);
@@ -230,6 +245,14 @@ final class SimGuest {
         if (c.finReceived()) {
             c.close(now, toNic);
         }
+    }
+
+    /** Request {@code id} as the disk holds it: its bytes, zero-padded to {@link #RECORD}. */
+    static byte[] record(String id) {
+        byte[] r = new byte[RECORD];
+        byte[] b = id.getBytes(StandardCharsets.US_ASCII);
+        System.arraycopy(b, 0, r, 0, Math.min(b.length, RECORD));
+        return r;
     }
 
     private static int indexOf(byte[] a, byte b, int from) {

@@ -116,6 +116,10 @@ final class SimHost {
         this.vmMac = vmMac;
         this.vmIp = vmIp;
         hv.setCosts(world::charge, costs);
+        hv.setDiskFiles(path -> {
+            SimDisks.File f = disks.files.get(java.nio.file.Path.of(path));
+            return f == null ? null : f.bytes;
+        });
         hv.setGuestHooks(new SimulatedHypervisor.GuestHooks() {
             @Override
             public void started(DomainRef d, String xml, boolean paused) {
@@ -209,6 +213,10 @@ final class SimHost {
             }
             SimTrace.frame("out of " + d.name(), f);
             l.path.execute(() -> l.fromVm.accept(f));
+        }, (offset, data) -> {
+            if (hv.hasDisk(d.name(), SimGuest.DATA_DISK)) {
+                hv.guestDiskWrite(d.name(), SimGuest.DATA_DISK, offset, data.length, data);
+            }
         });
     }
 
