@@ -92,4 +92,52 @@ class DiskReplicationIT {
             }
         }
     }
+
+    @Test
+    void aLostSecondaryIsCopiedAgainAndThenProtectsEveryInsert() throws Exception {
+        try (HostPairLab lab = pairedAppLab("dks")) {
+            StudentsLoad load = new StudentsLoad(lab.lan.ns(), LabLan.GUEST_IP, 4);
+            Thread.sleep(3000);
+            String svm = FaultMatrixIT.status(lab.b).path("domain").asText();
+            System.out.println("disk:   kill -9 of host-b's daemon and SVM " + svm + " at " + java.time.Instant.now());
+            lab.b.daemon.destroyForcibly().waitFor(10, java.util.concurrent.TimeUnit.SECONDS);
+            dev.colo.host.posix.Command.run(Duration.ofSeconds(5), "kill", "-9", Long.toString(HostPairLab.qemuPid(svm)));
+            await("host-a UNPROTECTED", lab, Duration.ofSeconds(30), () -> state(lab.a).equals("UNPROTECTED"));
+            int before = load.inserted();
+            Thread.sleep(3000);
+            lab.startDaemon(lab.b);
+            await("host-a PROTECTED again", lab, Duration.ofSeconds(180), () -> state(lab.a).equals("PROTECTED"));
+            System.out.println("disk:   " + (load.inserted() - before) + " inserts while host-b was away; re-protected at " + java.time.Instant.now());
+            Thread.sleep(3000);
+            load.markFault();
+            killPrimaryHost(lab);
+            await("host-b ACTIVE", lab, Duration.ofSeconds(30), () -> state(lab.b).equals("ACTIVE"));
+            Thread.sleep(6000);
+            check("host-b lost and copied again, then the primary killed", load.stopAndCheck());
+        }
+    }
+
+    @Test
+    void aLinkCutDuringHeavyWritesLosesNothing() throws Exception {
+        try (HostPairLab lab = pairedAppLab("dkc")) {
+            StudentsLoad load = new StudentsLoad(lab.lan.ns(), LabLan.GUEST_IP, 8);
+            Thread.sleep(2000);
+            LinkFaults.partition(lab);
+            long end = System.nanoTime() + 6_000_000_000L;
+            while (System.nanoTime() < end) {
+                String a = state(lab.a);
+                String b = state(lab.b);
+                assertThat(FaultMatrixIT.RELEASING.contains(a) && b.equals("ACTIVE")).as("two releasing primaries: a=" + a + " b=" + b).isFalse();
+                Thread.sleep(100);
+            }
+            LinkFaults.heal(lab);
+            await("host-a PROTECTED again", lab, Duration.ofSeconds(180), () -> state(lab.a).equals("PROTECTED"));
+            Thread.sleep(3000);
+            load.markFault();
+            killPrimaryHost(lab);
+            await("host-b ACTIVE", lab, Duration.ofSeconds(30), () -> state(lab.b).equals("ACTIVE"));
+            Thread.sleep(6000);
+            check("link cut for 6 s under 8 writers, re-protected, then the primary killed", load.stopAndCheck());
+        }
+    }
 }
