@@ -21,6 +21,10 @@ import org.slf4j.LoggerFactory;
  *       {@link DiskWriteLog}, cut into epochs at each pause, shipped with the checkpoints and dropped
  *       once acknowledged. Past {@code triggerBytes} it asks for a checkpoint; past
  *       {@code limitBytes} the guest's writes wait for one.
+ *   <li>{@link Mode#KEEPING}: protection was lost (the secondary or the link went away): writes are
+ *       still kept, never waited for, so that a later pairing can bring the secondary's copy up to
+ *       date from them instead of copying the whole disk; past {@code limitBytes} they are dropped
+ *       and the relay detaches.
  *   <li>{@link Mode#DETACHED}: the pairing is over; writes are acknowledged and forgotten until the
  *       mirror is stopped (the next pairing copies the disk again).
  * </ul>
@@ -30,7 +34,7 @@ import org.slf4j.LoggerFactory;
 public final class DiskRelay implements DiskWriteTarget {
     private static final Logger log = LoggerFactory.getLogger(DiskRelay.class);
 
-    public enum Mode { COPYING, LOGGING, DETACHED }
+    public enum Mode { COPYING, LOGGING, KEEPING, DETACHED }
 
     /** Where the copy goes while pairing, and who is told about the relay's state. */
     public interface Link {
@@ -112,6 +116,15 @@ public final class DiskRelay implements DiskWriteTarget {
                     link.checkpointWanted(disk, writes.heldBytes());
                 }
             }
+            case KEEPING -> {
+                writes.append(e);
+                if (writes.heldBytes() > limitBytes) {
+                    log.atWarn().addKeyValue("disk", disk).addKeyValue("held_bytes", writes.heldBytes()).addKeyValue("limit_bytes", limitBytes)
+                            .log("unprotected writes passed the limit; they are dropped and the next pairing copies the disk again");
+                    mode = Mode.DETACHED;
+                    writes.clear();
+                }
+            }
             case DETACHED -> {
                 // The pairing is over: nothing follows this disk any more.
             }
@@ -129,7 +142,7 @@ public final class DiskRelay implements DiskWriteTarget {
         return switch (mode) {
             case COPYING -> link.writable();
             case LOGGING -> writes.heldBytes() < limitBytes;
-            case DETACHED -> true;
+            case KEEPING, DETACHED -> true;
         };
     }
 
@@ -160,8 +173,8 @@ public final class DiskRelay implements DiskWriteTarget {
             writes.cut(seq); // empty: everything before it went out as the copy, ahead of this checkpoint
             return;
         }
-        if (mode == Mode.DETACHED) {
-            throw new IllegalStateException("disk " + disk + " was detached from its pairing");
+        if (mode != Mode.LOGGING) {
+            throw new IllegalStateException("disk " + disk + " is not logging for a pairing (" + mode + ")");
         }
         writes.cut(seq);
         triggered = false;
@@ -186,6 +199,32 @@ public final class DiskRelay implements DiskWriteTarget {
      */
     public synchronized java.util.OptionalLong copyBatchesToConfirm(long seq) {
         return copyEndedAt >= 0 && seq >= copyEndedAt && !copyConfirmed ? java.util.OptionalLong.of(copyBatches) : java.util.OptionalLong.empty();
+    }
+
+    /**
+     * Protection is lost but a later pairing may resume the secondary's copy: go on keeping writes,
+     * without ever making the guest wait. A relay still copying cannot resume and detaches.
+     */
+    public synchronized void keep() {
+        if (mode == Mode.LOGGING) {
+            mode = Mode.KEEPING;
+        } else if (mode == Mode.COPYING) {
+            detach();
+        }
+    }
+
+    /** A new pairing resumed the secondary's copy: the writes kept since go with its checkpoints. */
+    public synchronized void resume() {
+        if (mode != Mode.KEEPING) {
+            throw new IllegalStateException("disk " + disk + " cannot resume from " + mode);
+        }
+        mode = Mode.LOGGING;
+        triggered = false;
+    }
+
+    /** Still keeps every write since the secondary's last acknowledged checkpoint, on a live mirror. */
+    public synchronized boolean resumable() {
+        return mode == Mode.KEEPING && connected;
     }
 
     /** The pairing is over: stop keeping writes. */

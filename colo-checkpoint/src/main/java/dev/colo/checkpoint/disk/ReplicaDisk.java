@@ -56,32 +56,41 @@ public final class ReplicaDisk implements AutoCloseable {
             if (size > 0) {
                 f.write(ByteBuffer.allocate(1), size - 1);
             }
-            return new ReplicaDisk(name, path, size, new Storage() {
-                @Override
-                public int read(ByteBuffer dst, long position) throws IOException {
-                    return f.read(dst, position);
-                }
-
-                @Override
-                public int write(ByteBuffer src, long position) throws IOException {
-                    return f.write(src, position);
-                }
-
-                @Override
-                public void force(boolean metaData) throws IOException {
-                    f.force(metaData);
-                }
-
-                @Override
-                public void close() throws IOException {
-                    f.close();
-                }
-            });
+            return over(name, path, size, f);
         } catch (IOException e) {
             f.close();
             Files.deleteIfExists(path);
             throw e;
         }
+    }
+
+    /** Opens the existing image at {@code path} as it is (a copy kept from an earlier pairing). */
+    public static ReplicaDisk open(String name, Path path, long size) throws IOException {
+        return over(name, path, size, FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE));
+    }
+
+    private static ReplicaDisk over(String name, Path path, long size, FileChannel f) {
+        return new ReplicaDisk(name, path, size, new Storage() {
+            @Override
+            public int read(ByteBuffer dst, long position) throws IOException {
+                return f.read(dst, position);
+            }
+
+            @Override
+            public int write(ByteBuffer src, long position) throws IOException {
+                return f.write(src, position);
+            }
+
+            @Override
+            public void force(boolean metaData) throws IOException {
+                f.force(metaData);
+            }
+
+            @Override
+            public void close() throws IOException {
+                f.close();
+            }
+        });
     }
 
     public String name() {

@@ -17,6 +17,18 @@ public interface DiskHost {
     /** Creates the secondary's copy of disk {@code disk}: {@code size} zero bytes at {@code file}, given to {@code user}. */
     ReplicaDisk createCopy(String disk, Path file, long size, String user) throws IOException;
 
+    /** Opens an existing copy at {@code file}, which must be {@code size} bytes, without changing it. */
+    ReplicaDisk openCopy(String disk, Path file, long size) throws IOException;
+
+    /** The text in {@code file}, or null when there is none. */
+    String readText(Path file) throws IOException;
+
+    /** Replaces {@code file} with {@code text}, atomically and durably. */
+    void writeText(Path file, String text) throws IOException;
+
+    /** The files in {@code dir} (empty when it does not exist). */
+    java.util.List<Path> list(Path dir) throws IOException;
+
     /** Makes {@code dir} (and its parents): root's, searchable by QEMU's user, not listable by others. */
     void createDirectory(Path dir) throws IOException;
 

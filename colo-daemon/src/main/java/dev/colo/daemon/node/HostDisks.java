@@ -41,6 +41,41 @@ final class HostDisks implements DiskHost {
     }
 
     @Override
+    public ReplicaDisk openCopy(String disk, Path file, long size) throws IOException {
+        long actual = Files.size(file);
+        if (actual != size) {
+            throw new IOException("copy " + file + " has " + actual + " bytes, the disk " + size);
+        }
+        return ReplicaDisk.open(disk, file, size);
+    }
+
+    @Override
+    public String readText(Path file) throws IOException {
+        return Files.exists(file) ? Files.readString(file) : null;
+    }
+
+    @Override
+    public void writeText(Path file, String text) throws IOException {
+        Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
+        try (java.nio.channels.FileChannel c = java.nio.channels.FileChannel.open(tmp, java.nio.file.StandardOpenOption.CREATE,
+                java.nio.file.StandardOpenOption.WRITE, java.nio.file.StandardOpenOption.TRUNCATE_EXISTING)) {
+            c.write(java.nio.ByteBuffer.wrap(text.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+            c.force(true);
+        }
+        Files.move(tmp, file, java.nio.file.StandardCopyOption.ATOMIC_MOVE, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    }
+
+    @Override
+    public java.util.List<Path> list(Path dir) throws IOException {
+        if (!Files.isDirectory(dir)) {
+            return java.util.List.of();
+        }
+        try (var s = Files.list(dir)) {
+            return s.toList();
+        }
+    }
+
+    @Override
     public void createDirectory(Path dir) throws IOException {
         Files.createDirectories(dir);
         Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx--x--x"));

@@ -40,7 +40,7 @@ final class LinkRouter implements PeerLink.Listener {
 
         void onPairReply(PairReply reply);
 
-        void onUnpair(String reason);
+        void onUnpair(String reason, boolean keepDiskCopies);
 
         void onFailover(Failover failover);
 
@@ -97,7 +97,7 @@ final class LinkRouter implements PeerLink.Listener {
             case CHECKPOINT_ACK -> node.onCheckpointAck(m.getCheckpointAck());
             case PAIR_REQUEST -> control.execute(() -> node.onPairRequest(m.getTerm(), m.getPairRequest()));
             case PAIR_REPLY -> control.execute(() -> node.onPairReply(m.getPairReply()));
-            case UNPAIR -> control.execute(() -> node.onUnpair(m.getUnpair().getReason()));
+            case UNPAIR -> control.execute(() -> node.onUnpair(m.getUnpair().getReason(), m.getUnpair().getKeepDiskCopies()));
             case FAILOVER -> control.execute(() -> node.onFailover(m.getFailover()));
             case FENCE -> control.execute(() -> node.onFence(m.getFence()));
             case ERROR -> control.execute(() -> node.onError(m.getError()));

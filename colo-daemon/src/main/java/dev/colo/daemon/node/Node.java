@@ -110,7 +110,7 @@ public final class Node implements AutoCloseable, LinkRouter.PeerMessages {
             // We served without a secondary: whatever SVM it still runs is stale. It must drop it
             // before it could ever promote it; re-protection builds a fresh one.
             ports.link().send(ctx.envelopes().builder().setUnpair(Unpair.newBuilder()
-                    .setReason("the primary served unprotected; the SVM is stale")).build());
+                    .setReason("the primary served unprotected; the SVM is stale").setKeepDiskCopies(primary.keepsDisks())).build());
         }
     }
 
@@ -168,12 +168,12 @@ public final class Node implements AutoCloseable, LinkRouter.PeerMessages {
     }
 
     @Override
-    public void onUnpair(String reason) {
+    public void onUnpair(String reason, boolean keepDiskCopies) {
         if (configuredPrimary) {
             // The peer is a secondary saying it goes away: same as losing it, without the witness.
             primary.onSecondaryGone(reason);
         } else {
-            secondary.onUnpair(reason);
+            secondary.onUnpair(reason, keepDiskCopies);
         }
     }
 
@@ -263,6 +263,7 @@ public final class Node implements AutoCloseable, LinkRouter.PeerMessages {
         }
         failover.machine().onUnpaired("operator unpaired", ctx.now());
         failover.mirror();
+        primary.dropDisks();
         if (ports.link().connected()) {
             ports.link().send(ctx.envelopes().builder().setUnpair(Unpair.newBuilder().setReason("operator unpaired")).build());
         }

@@ -52,6 +52,12 @@ final class PairingWorkflow {
         /** Where the relays of this pairing's disks send the copy and report to. */
         DiskRelay.Link diskLink();
 
+        /** The disks kept from the last pairing, still logging for a resume (null: none). */
+        PvmDisks retainedDisks();
+
+        /** The kept disks cannot be resumed: stop their mirrors (blocking). */
+        void discardRetainedDisks();
+
         /** The domain is being restarted by us: its lifecycle events are ours, not a crash. */
         void restarting(boolean on);
     }
@@ -185,6 +191,16 @@ final class PairingWorkflow {
             for (DomainXml.Disk disk : disks) {
                 req.addDisks(ReplicatedDisk.newBuilder().setTarget(disk.target()).setSizeBytes(hv.diskSize(pvm, disk.target(), QMP)));
             }
+            PvmDisks kept = host.retainedDisks();
+            if (!disks.isEmpty() && kept != null && kept.resumable()) {
+                // Every write since the secondary's last acknowledged checkpoint is still here: its copy can catch up.
+                req.setDiskLineage(kept.lineage()).setDiskResume(true);
+            } else {
+                if (kept != null) {
+                    host.discardRetainedDisks();
+                }
+                req.setDiskLineage(java.util.UUID.randomUUID().toString());
+            }
             PairRequest built = req.build();
             control.execute(() -> ask(pvm, built));
         } catch (Exception e) {
@@ -207,6 +223,16 @@ final class PairingWorkflow {
                 host.startEngine(pvm, req, null);
                 return;
             }
+            PvmDisks kept = host.retainedDisks();
+            if (reply.getDisksResumed() && req.getDiskResume() && kept != null && kept.lineage().equals(req.getDiskLineage())) {
+                long held = kept.epochs().heldBytes();
+                events.info("pairing", "secondary resumed its disk copies; the writes kept since its last checkpoint go with the first "
+                        + "checkpoint, no disk copy", "last_checkpoint", req.getLastCheckpointSeq(), "lineage", req.getDiskLineage(),
+                        "kept_bytes", held);
+                kept.resume();
+                host.startEngine(pvm, req, kept);
+                return;
+            }
             long bytes = req.getDisksList().stream().mapToLong(ReplicatedDisk::getSizeBytes).sum();
             events.info("pairing", "secondary accepted the pair; copying the disks, then the first full checkpoint", "last_checkpoint",
                     req.getLastCheckpointSeq(), "disks", req.getDisksCount(), "disk_bytes", bytes);
@@ -226,7 +252,10 @@ final class PairingWorkflow {
         }
         PvmDisks disks;
         try {
-            disks = PvmDisks.start(hv, diskHost, pvm, req.getDisksList(), cfg.disks().nbdDir(), Codec.fromWire(cfg.vm().codec()), host.diskLink(),
+            if (host.retainedDisks() != null) {
+                host.discardRetainedDisks(); // its mirror and sockets would clash with the new copy's
+            }
+            disks = PvmDisks.start(hv, diskHost, pvm, req.getDiskLineage(), req.getDisksList(), cfg.disks().nbdDir(), Codec.fromWire(cfg.vm().codec()), host.diskLink(),
                     cfg.disks().logTriggerBytes(), cfg.disks().logLimitBytes());
         } catch (Exception e) {
             fail("cannot start copying the disks: " + e.getMessage());

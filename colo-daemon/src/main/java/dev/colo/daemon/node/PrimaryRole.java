@@ -57,8 +57,12 @@ final class PrimaryRole implements FailoverControl.Target {
     private VmNic pvmNic;
     // Control lane.
     private PrimaryCheckpointEngine engine;
-    /** The disks of the pairing the engine protects (null without disks); closed with the engine. */
-    private PvmDisks pvmDisks;
+    /**
+     * The disks of the pairing the engine protects (null without disks); closed with the engine,
+     * or kept logging after protection was lost. Volatile: the pairing reads and discards it from
+     * the work lane while no engine runs.
+     */
+    private volatile PvmDisks pvmDisks;
     private DomainRef pvm;
     private long lastSeq;
     private CompletableFuture<CheckpointRecord> nextRecord;
@@ -87,6 +91,23 @@ final class PrimaryRole implements FailoverControl.Target {
                     @Override
                     public DiskRelay.Link diskLink() {
                         return new RelayLink();
+                    }
+
+                    @Override
+                    public PvmDisks retainedDisks() {
+                        return pvmDisks;
+                    }
+
+                    @Override
+                    public void discardRetainedDisks() {
+                        PvmDisks d;
+                        synchronized (PrimaryRole.this) {
+                            d = pvmDisks;
+                            pvmDisks = null;
+                        }
+                        if (d != null) {
+                            d.close();
+                        }
                     }
 
                     @Override
@@ -174,6 +195,10 @@ final class PrimaryRole implements FailoverControl.Target {
 
     private void startEngine(DomainRef ready, PairRequest req, PvmDisks disks) {
         pvm = ready;
+        if (pvmDisks != null && pvmDisks != disks) {
+            PvmDisks old = pvmDisks;
+            work.execute(old::close);
+        }
         pvmDisks = disks;
         long from = req.getLastCheckpointSeq();
         path.execute(() -> primaryPath.startProtecting(from, ctx.now()));
@@ -227,16 +252,39 @@ final class PrimaryRole implements FailoverControl.Target {
     }
 
     private void stopEngine() {
+        stopEngine(false);
+    }
+
+    /**
+     * Stops checkpointing. The disks' mirrors stop too, unless {@code keepDisks}: then they go on
+     * keeping every write for a later pairing that can resume the secondary's copies.
+     */
+    private void stopEngine(boolean keepDisks) {
         if (engine != null) {
             engine.close();
             engine = null;
         }
         PvmDisks d = pvmDisks;
-        pvmDisks = null;
-        if (d != null) {
-            // After the engine: nothing cuts or ships any more. QEMU's mirrors stop on the work lane.
-            work.execute(d::close);
+        if (d == null) {
+            return;
         }
+        if (keepDisks) {
+            d.keepForResume();
+            return;
+        }
+        pvmDisks = null;
+        // After the engine: nothing cuts or ships any more. QEMU's mirrors stop on the work lane.
+        work.execute(d::close);
+    }
+
+    /** The kept disks can never be resumed (the operator ended protection): stop their mirrors. */
+    void dropDisks() {
+        stopEngine(false);
+    }
+
+    /** Whether the disks are kept for a pairing that resumes the secondary's copies. */
+    boolean keepsDisks() {
+        return pvmDisks != null && engine == null;
     }
 
     /** The link to the secondary went down: a checkpoint in flight cannot complete. */
@@ -293,7 +341,7 @@ final class PrimaryRole implements FailoverControl.Target {
 
     @Override
     public void runUnprotected() {
-        stopEngine();
+        stopEngine(true);
         path.execute(() -> primaryPath.unprotect(ctx.now()));
         pairing.fail("the secondary went away");
     }

@@ -29,10 +29,12 @@ final class PvmDisks implements AutoCloseable {
     /** The copy made while pairing, over all disks. */
     record Copy(long doneBytes, long totalBytes, boolean ready, String error) {}
 
+    private final String lineage;
     private final List<Disk> disks;
     private final DiskRelays epochs;
 
-    private PvmDisks(List<Disk> disks) {
+    private PvmDisks(String lineage, List<Disk> disks) {
+        this.lineage = lineage;
         this.disks = List.copyOf(disks);
         List<DiskRelay> relays = new ArrayList<>();
         for (Disk d : disks) {
@@ -45,7 +47,7 @@ final class PvmDisks implements AutoCloseable {
      * Starts the relay, the export and the mirror of every disk of {@code specs}; if one fails,
      * what was started is stopped again and the failure is thrown.
      */
-    static PvmDisks start(Hypervisor hv, DiskHost host, DomainRef pvm, List<ReplicatedDisk> specs, Path socketDir, Codec codec,
+    static PvmDisks start(Hypervisor hv, DiskHost host, DomainRef pvm, String lineage, List<ReplicatedDisk> specs, Path socketDir, Codec codec,
             DiskRelay.Link link, long triggerBytes, long limitBytes) throws Exception {
         List<Disk> started = new ArrayList<>();
         try {
@@ -73,15 +75,48 @@ final class PvmDisks implements AutoCloseable {
                 }
                 started.add(new Disk(spec.getTarget(), spec.getSizeBytes(), relay, export, mirror));
             }
-            return new PvmDisks(started);
+            return new PvmDisks(lineage, started);
         } catch (Exception e) {
-            new PvmDisks(started).close();
+            new PvmDisks(lineage, started).close();
             throw e;
         }
     }
 
     List<Disk> disks() {
         return disks;
+    }
+
+    /** The line of copies these mirrors feed: the secondary names its copies after it. */
+    String lineage() {
+        return lineage;
+    }
+
+    /** Protection is lost: keep every write (never waiting for one) for a pairing that resumes the secondary's copies. */
+    void keepForResume() {
+        for (Disk d : disks) {
+            d.relay().keep();
+        }
+    }
+
+    /** Every disk still holds every write since the secondary's last acknowledged checkpoint, and QEMU still mirrors it (blocking). */
+    boolean resumable() {
+        for (Disk d : disks) {
+            if (!d.relay().resumable()) {
+                return false;
+            }
+            DiskMirror.Progress p = d.mirror().progress(QMP);
+            if (p.error() != null || !p.ready()) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** The secondary resumed its copies: the kept writes go with the next checkpoints. */
+    void resume() {
+        for (Disk d : disks) {
+            d.relay().resume();
+        }
     }
 
     DiskRelays epochs() {

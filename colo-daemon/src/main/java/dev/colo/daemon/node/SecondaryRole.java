@@ -55,6 +55,8 @@ final class SecondaryRole implements FailoverControl.Target {
     private volatile SecondaryCheckpointSink sink;
     /** The current pairing's disk copies and overlays; null for a VM without disks. */
     private volatile SvmDisks svmDisks;
+    /** Pair requests taken so far; one whose disk copies opened after a newer one came is dropped. Control lane. */
+    private long pairRequests;
     private PairRequest protecting;
     private long takeoverStartNs;
 
@@ -165,25 +167,15 @@ final class SecondaryRole implements FailoverControl.Target {
             ctx.events().warn("pair_refused", "pair request refused", "reason", "unknown VM " + req.getVm());
             return;
         }
-        String runId = Long.toString(ctx.runtime().clock().wallMillis() % 10_000_000, 36);
-        SvmDisks disks = null;
-        if (req.getDisksCount() > 0) {
-            if (!cfg.vm().reuseSvm()) {
-                refuse("this secondary has reuse-svm = false, which cannot protect a VM with disks (QEMU's replication driver keeps the "
-                        + "SVM's disk writes apart only in COLO mode); set reuse-svm = true on the secondary");
-                return;
-            }
-            try {
-                disks = SvmDisks.create(ctx.hv(), ctx.disks(), cfg.disks().dir(), req.getVm(), runId, req.getDisksList());
-            } catch (SvmDisks.Refused r) {
-                refuse(r.getMessage());
-                return;
-            }
+        if (req.getDisksCount() > 0 && !cfg.vm().reuseSvm()) {
+            refuse("this secondary has reuse-svm = false, which cannot protect a VM with disks (QEMU's replication driver keeps the "
+                    + "SVM's disk writes apart only in COLO mode); set reuse-svm = true on the secondary");
+            return;
         }
         if (sink != null) {
             ctx.events().info("repairing", "primary pairs again; retiring the old SVM and standby");
             ctx.failover().machine().onUnpaired("primary pairs again", ctx.now());
-            retireSink("primary pairs again");
+            retireSink("primary pairs again", false);
         }
         // A new pairing starts from nothing: whatever an earlier one left in the path (frames kept
         // for its next SVM, a generation a retired sink still started) belongs to other snapshots.
@@ -191,6 +183,36 @@ final class SecondaryRole implements FailoverControl.Target {
             currentSvm = null;
             secondaryPath.onUnpaired();
         });
+        String runId = Long.toString(ctx.runtime().clock().wallMillis() % 10_000_000, 36);
+        long request = ++pairRequests;
+        if (req.getDisksCount() == 0) {
+            accept(primaryTerm, req, runId, null, request);
+            return;
+        }
+        // The disk copies open on the work lane, after the retired pairing's SVM is gone there: a
+        // resumed copy is the very file that SVM ran on.
+        work.execute(() -> {
+            SvmDisks disks;
+            try {
+                disks = SvmDisks.open(ctx.hv(), ctx.disks(), cfg.disks().dir(), req.getVm(), req.getDiskLineage(), req.getDiskResume(),
+                        req.getDisksList());
+            } catch (SvmDisks.Refused r) {
+                control.execute(() -> refuse(r.getMessage()));
+                return;
+            }
+            control.execute(() -> accept(primaryTerm, req, runId, disks, request));
+        });
+    }
+
+    /** Takes the pairing: its sink with the disk copies (null: none), and the OK. Control lane. */
+    private void accept(long primaryTerm, PairRequest req, String runId, SvmDisks disks, long request) {
+        if (request != pairRequests || sink != null) {
+            // A newer pair request came meanwhile; it decides.
+            if (disks != null) {
+                work.execute(disks::close);
+            }
+            return;
+        }
         protecting = req;
         ctx.failover().machine().onPairRequest(primaryTerm);
         ctx.failover().mirror();
@@ -201,9 +223,12 @@ final class SecondaryRole implements FailoverControl.Target {
                 ctx.failover()::term, listener, cfg.vm().reuseSvm(), disks == null ? java.util.Map.of() : disks.copies());
         listener.owner = sink;
         sink.start();
-        ctx.link().send(ctx.envelopes().builder().setPairReply(PairReply.newBuilder().setStatus(Status.OK).setDetail("standby starting")).build());
+        boolean resumed = disks != null && disks.resumed();
+        ctx.link().send(ctx.envelopes().builder().setPairReply(PairReply.newBuilder().setStatus(Status.OK).setDetail("standby starting")
+                .setDisksResumed(resumed)).build());
         ctx.events().info("paired", "pair request accepted; preparing the hot standby", "last_checkpoint", req.getLastCheckpointSeq(),
-                "guest_ram_bytes", req.getGuestRamBytes(), "disks", req.getDisksCount());
+                "guest_ram_bytes", req.getGuestRamBytes(), "disks", req.getDisksCount(), "disk_copies", disks == null ? "none"
+                        : resumed ? "resumed" : "new");
     }
 
     private void refuse(String why) {
@@ -223,18 +248,22 @@ final class SecondaryRole implements FailoverControl.Target {
         }
     }
 
-    /** The primary ended protection (or went away saying so). */
-    void onUnpair(String reason) {
+    /**
+     * The primary ended protection (or went away saying so). The disk copies stay for a pairing that
+     * resumes them when {@code keepDiskCopies}.
+     */
+    void onUnpair(String reason, boolean keepDiskCopies) {
         if (ctx.failover().state() == State.ACTIVE || (sink == null && ctx.failover().state() == State.IDLE)) {
             return;
         }
-        ctx.events().info("unpaired", "primary ended protection; retiring the SVM and standby", "reason", reason);
+        ctx.events().info("unpaired", "primary ended protection; retiring the SVM and standby", "reason", reason, "disk_copies",
+                svmDisks == null ? "none" : keepDiskCopies ? "kept" : "deleted");
         ctx.failover().machine().onUnpaired("primary: " + reason, ctx.now());
         ctx.failover().mirror();
-        retireSink(reason);
+        retireSink(reason, !keepDiskCopies);
     }
 
-    private void retireSink(String why) {
+    private void retireSink(String why, boolean discardDiskCopies) {
         SecondaryCheckpointSink s = sink;
         SvmDisks d = svmDisks;
         sink = null;
@@ -249,7 +278,7 @@ final class SecondaryRole implements FailoverControl.Target {
                     s.close();
                 }
                 if (d != null) {
-                    d.close();
+                    d.close(discardDiskCopies);
                 }
             });
         }
@@ -274,7 +303,7 @@ final class SecondaryRole implements FailoverControl.Target {
         if (ctx.link().connected()) {
             ctx.link().send(ctx.envelopes().error(Status.SVM_LOST, why));
         }
-        onUnpair(why);
+        onUnpair(why, true);
     }
 
     /** The daemon stops: tell the primary why protection ends. */
@@ -356,7 +385,7 @@ final class SecondaryRole implements FailoverControl.Target {
     /** The SVM is stale (the primary served without us): it must never be promoted. */
     @Override
     public void abandonSvm(String reason) {
-        retireSink(reason);
+        retireSink(reason, false);
     }
 
     /** Another node serves the VM in a newer term: stop serving, pause our VM. */

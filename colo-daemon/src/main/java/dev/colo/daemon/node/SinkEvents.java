@@ -78,6 +78,10 @@ final class SinkEvents implements SecondaryCheckpointSink.Listener {
     @Override
     public void onSvmReplaced(long seq, DomainRef svm, DomainRef retired) {
         if (!retired("svm_replaced", seq)) {
+            SvmDisks disks = role.disks();
+            if (disks != null) {
+                disks.committed(); // a checkpoint ran on the copies: they are a whole disk of their lineage
+            }
             role.svmReplaced(seq);
         }
     }

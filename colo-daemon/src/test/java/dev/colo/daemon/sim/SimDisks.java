@@ -51,6 +51,7 @@ final class SimDisks implements DiskHost {
     }
 
     final Map<Path, File> files = new HashMap<>();
+    final Map<Path, String> texts = new HashMap<>();
 
     @Override
     public AutoCloseable serveNbd(Path socket, DiskRelay relay, String user) {
@@ -62,6 +63,41 @@ final class SimDisks implements DiskHost {
         File f = new File(size);
         files.put(file, f);
         return new ReplicaDisk(disk, file, size, f);
+    }
+
+    @Override
+    public ReplicaDisk openCopy(String disk, Path file, long size) throws java.io.IOException {
+        File f = files.get(file);
+        if (f == null || f.bytes.length != size) {
+            throw new java.io.IOException("no copy of " + size + " bytes at " + file);
+        }
+        return new ReplicaDisk(disk, file, size, f);
+    }
+
+    @Override
+    public String readText(Path file) {
+        return texts.get(file);
+    }
+
+    @Override
+    public void writeText(Path file, String text) {
+        texts.put(file, text);
+    }
+
+    @Override
+    public java.util.List<Path> list(Path dir) {
+        java.util.List<Path> out = new java.util.ArrayList<>();
+        for (Path p : files.keySet()) {
+            if (dir.equals(p.getParent())) {
+                out.add(p);
+            }
+        }
+        for (Path p : texts.keySet()) {
+            if (dir.equals(p.getParent())) {
+                out.add(p);
+            }
+        }
+        return out;
     }
 
     @Override
@@ -81,5 +117,6 @@ final class SimDisks implements DiskHost {
     @Override
     public void delete(Path file) {
         files.remove(file);
+        texts.remove(file);
     }
 }
