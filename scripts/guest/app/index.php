@@ -8,6 +8,7 @@
 //   GET  /students.txt  id<TAB>name<TAB>age<TAB>email<TAB>registered_at per line, ordered by id
 //   GET  /health        "ok\n" when the database answers SELECT 1
 //   GET  /check         "ok rows=N ..." when amcheck finds the students heap and index sound (500 otherwise)
+//   GET  /bench/disk    mode=sync4k&n=N (4 KiB writes, each fdatasync'd) or mode=seq&mib=M: "ops= bytes= seconds="
 declare(strict_types=1);
 
 const DSN = 'pgsql:host=/run/postgresql;dbname=students';
@@ -127,6 +128,39 @@ function students_txt(): void
     send(200, $out);
 }
 
+/**
+ * The data disk's speed as the guest sees it: mode=sync4k writes n 4 KiB blocks, each followed by
+ * fdatasync (a database's commit); mode=seq writes mib MiB in 1 MiB blocks, then one fdatasync.
+ * Answers "ops=N bytes=B seconds=S". The file lives on the data disk, beside the cluster.
+ */
+function bench_disk(): void
+{
+    $mode = $_GET['mode'] ?? '';
+    $file = '/var/lib/postgresql/colo-bench/scratch';
+    $block = $mode === 'seq' ? 1 << 20 : 4096;
+    $n = $mode === 'seq' ? max(1, min(256, (int) ($_GET['mib'] ?? 32))) : max(1, min(5000, (int) ($_GET['n'] ?? 200)));
+    if ($mode !== 'seq' && $mode !== 'sync4k') {
+        send(400, "error: mode must be sync4k or seq\n");
+        return;
+    }
+    $data = random_bytes($block);
+    $f = fopen($file, 'c');
+    $t0 = hrtime(true);
+    for ($i = 0; $i < $n; $i++) {
+        fseek($f, $mode === 'seq' ? $i * $block : ($i % 256) * $block);
+        fwrite($f, $data);
+        if ($mode === 'sync4k') {
+            fflush($f);
+            fdatasync($f);
+        }
+    }
+    fflush($f);
+    fdatasync($f);
+    $seconds = (hrtime(true) - $t0) / 1e9;
+    fclose($f);
+    send(200, sprintf("ops=%d bytes=%d seconds=%.6f\n", $n, $n * $block, $seconds));
+}
+
 /** PostgreSQL's own consistency check (amcheck) of the students table: heap and primary key index. */
 function check(): void
 {
@@ -157,6 +191,7 @@ $routes = [
     '/students.txt' => ['GET' => 'students_txt', 'HEAD' => 'students_txt'],
     '/health' => ['GET' => 'health', 'HEAD' => 'health'],
     '/check' => ['GET' => 'check'],
+    '/bench/disk' => ['GET' => 'bench_disk'],
 ];
 try {
     if (!isset($routes[$path])) {

@@ -53,8 +53,8 @@ public final class StudentsLoad implements AutoCloseable {
     }
 
     /** One HTTP response: status, headers (lower-case names), body. */
-    record Response(int status, Map<String, String> headers, byte[] body) {
-        String text() {
+    public record Response(int status, Map<String, String> headers, byte[] body) {
+        public String text() {
             return new String(body, StandardCharsets.UTF_8);
         }
     }
@@ -69,12 +69,19 @@ public final class StudentsLoad implements AutoCloseable {
     private final AtomicLong broken = new AtomicLong();
     private final List<long[]> waits = Collections.synchronizedList(new ArrayList<>());
     private volatile boolean running = true;
+    private final int writerPauseMs;
     private volatile long faultEpochMs = -1;
     private final String run = Long.toString(System.nanoTime() % 1_000_000, 36);
 
     public StudentsLoad(NetNamespace clientNs, String vmIp, int writers) {
+        this(clientNs, vmIp, writers, 60);
+    }
+
+    /** @param writerPauseMs a writer waits up to this long (at random) between two inserts; 0: none */
+    public StudentsLoad(NetNamespace clientNs, String vmIp, int writers, int writerPauseMs) {
         this.clientNs = clientNs;
         this.vmIp = vmIp;
+        this.writerPauseMs = writerPauseMs;
         for (int i = 0; i < writers; i++) {
             int id = i;
             start("writer-" + i, () -> writer(id));
@@ -110,9 +117,19 @@ public final class StudentsLoad implements AutoCloseable {
         });
     }
 
-    private void waited(long t0) {
-        long ms = (System.nanoTime() - t0) / 1_000_000;
-        waits.add(new long[] {System.currentTimeMillis() - ms, ms});
+    /** What a client waited for. */
+    public enum Kind { INSERT, LIST_PAGE, LIST_TEXT }
+
+    private void waited(Kind kind, long t0) {
+        long us = (System.nanoTime() - t0) / 1_000;
+        waits.add(new long[] {System.currentTimeMillis() - us / 1000, us / 1000, kind.ordinal(), us});
+    }
+
+    /** Every answered request of {@code kind} so far: how long it took, in microseconds, sorted. */
+    public long[] latenciesUs(Kind kind) {
+        synchronized (waits) {
+            return waits.stream().filter(w -> w[2] == kind.ordinal()).mapToLong(w -> w[3]).sorted().toArray();
+        }
     }
 
     private void writer(int id) throws Exception {
@@ -149,8 +166,10 @@ public final class StudentsLoad implements AutoCloseable {
                         return;
                     }
                     acknowledged.put(name, Long.parseLong(r.headers().get("x-student-id")));
-                    waited(t0);
-                    Thread.sleep(rnd.nextInt(60));
+                    waited(Kind.INSERT, t0);
+                    if (writerPauseMs > 0) {
+                        Thread.sleep(rnd.nextInt(writerPauseMs));
+                    }
                 }
             } catch (IOException e) {
                 broken.incrementAndGet();
@@ -189,7 +208,7 @@ public final class StudentsLoad implements AutoCloseable {
                     if (set != null) {
                         cookie = set.split(";", 2)[0];
                     }
-                    waited(t0);
+                    waited(path.equals("/") ? Kind.LIST_PAGE : Kind.LIST_TEXT, t0);
                     Thread.sleep(100 + rnd.nextInt(300));
                 }
             } catch (IOException e) {
@@ -268,8 +287,18 @@ public final class StudentsLoad implements AutoCloseable {
 
     /** One GET on a fresh connection (the checks after the load). */
     public Response get(String path) throws Exception {
-        try (Socket s = connect()) {
-            s.getOutputStream().write(("GET " + path + " HTTP/1.1\r\nHost: " + vmIp + "\r\nConnection: close\r\n\r\n")
+        return get(clientNs, vmIp, path);
+    }
+
+    /** One GET from {@code ns} to the application at {@code ip}, on a fresh connection. */
+    public static Response get(NetNamespace ns, String ip, String path) throws Exception {
+        try (Socket s = ns.call(() -> {
+            Socket c = new Socket();
+            c.connect(new InetSocketAddress(ip, 80), 10_000);
+            c.setSoTimeout(120_000);
+            return c;
+        })) {
+            s.getOutputStream().write(("GET " + path + " HTTP/1.1\r\nHost: " + ip + "\r\nConnection: close\r\n\r\n")
                     .getBytes(StandardCharsets.US_ASCII));
             Response r = read(s.getInputStream());
             if (r == null) {
