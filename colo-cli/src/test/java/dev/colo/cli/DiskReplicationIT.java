@@ -144,4 +144,39 @@ class DiskReplicationIT {
             check("link cut for 6 s under 8 writers, re-protected, then the primary killed", load.stopAndCheck());
         }
     }
+
+    /** A secondary that cannot hold the disks, and a missing image: refused with one line each, and nothing changed. */
+    @Test
+    void badDisksAreRefusedInOneLineAndNothingChanges() throws Exception {
+        try (HostPairLab lab = new HostPairLab("colo-it-dkb-", "dkb", HostPairLab.Guest.APP)) {
+            java.nio.file.Path small = lab.qemuDir.resolve("disks-host-b");
+            java.nio.file.Files.createDirectories(small);
+            dev.colo.host.posix.Command.run(Duration.ofSeconds(10), "mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", small.toString()).orThrow();
+            try {
+                lab.writeConfigs();
+                lab.startDaemon(lab.b);
+                lab.startDaemon(lab.a);
+                lab.awaitReady(lab.a, Duration.ofSeconds(60));
+                lab.awaitReady(lab.b, Duration.ofSeconds(60));
+                ColoRun full = ColoRun.shown("pair", lab.domain, "--socket", lab.a.socket.toString());
+                assertThat(full.code()).isNotZero();
+                assertThat(full.err()).contains("cannot hold the VM's disks").contains("the disks need 1.0 GiB").contains("nothing was changed");
+                assertThat(full.err().strip().lines().filter(l -> l.startsWith("colo pair:")).count()).isEqualTo(1);
+                assertThat(domainState(lab.domain)).as("the domain was not started").isEqualTo("shut off");
+                assertThat(java.nio.file.Files.list(small.resolve(lab.domain)).count()).as("no copy made").isZero();
+
+                java.nio.file.Files.delete(lab.qemuDir.resolve("data.qcow2"));
+                ColoRun missing = ColoRun.shown("pair", lab.domain, "--socket", lab.a.socket.toString());
+                assertThat(missing.code()).isNotZero();
+                assertThat(missing.err()).contains("vdb has no image at").contains("data.qcow2");
+                assertThat(domainState(lab.domain)).isEqualTo("shut off");
+            } finally {
+                dev.colo.host.posix.Command.run(Duration.ofSeconds(10), "umount", "-l", small.toString());
+            }
+        }
+    }
+
+    static String domainState(String domain) {
+        return dev.colo.host.posix.Command.run(Duration.ofSeconds(10), "virsh", "-c", "qemu:///system", "domstate", domain).out().trim();
+    }
 }

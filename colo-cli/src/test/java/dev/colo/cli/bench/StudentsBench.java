@@ -60,12 +60,40 @@ public final class StudentsBench {
             md.append(String.format(Locale.ROOT, "Pairing (`colo pair`, %.1f s to PROTECTED): %s; the PVM is paused only by the first, full "
                     + "checkpoint: %.1f ms (%d pages, %s on the wire).%n%n", pairSeconds, copy, first.path("paused_ms").asDouble(),
                     first.path("dirty_pages").asLong(), first.path("wire_bytes").asLong() / 1048576 + " MiB"));
+            int logMark = lab.a.logText().length();
             Row prot = measure(lab, "colo protected", seconds, writers);
+            md.append(checkpointSummary(lab.a.logText().substring(logMark))).append("\n");
+            say("colo protected, with the comparator's http_date rule (compare-http-date = true): daemons restarted, paired again");
+            for (HostPairLab.Host h : new HostPairLab.Host[] {lab.a, lab.b}) {
+                h.daemon.destroy();
+                if (!h.daemon.waitFor(30, java.util.concurrent.TimeUnit.SECONDS)) {
+                    h.daemon.destroyForcibly().waitFor();
+                }
+            }
+            lab.writeConfigs("compare-http-date = true");
+            lab.startDaemon(lab.b);
+            lab.startDaemon(lab.a);
+            for (long deadline = System.nanoTime() + 120_000_000_000L; ; Thread.sleep(500)) {
+                try {
+                    LabControl.call(lab.b, "status", null);
+                    LabControl.call(lab.a, "pair", lab.domain);
+                    break;
+                } catch (IllegalStateException e) {
+                    if (System.nanoTime() > deadline) {
+                        throw e;
+                    }
+                }
+            }
+            awaitHealth(lab, Duration.ofSeconds(120));
+            logMark = lab.a.logText().length();
+            Row date = measure(lab, "colo protected, http_date", seconds, writers);
+            md.append(checkpointSummary(lab.a.logText().substring(logMark)).replace("measuring protected", "measuring protected with http_date"))
+                    .append("\n");
             LabControl.call(lab.a, "unpair", lab.domain);
             Row unprot = measure(lab, "colo unprotected", seconds, writers);
             md.append("| setup | rows before | inserts/s | vs bare | insert p50 ms | insert p99 ms | list page p50 ms | list page p99 ms | errors | "
                     + "4 KiB fdatasync writes/s | sequential MB/s | checkpoints |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-            for (Row r : new Row[] {bare, prot, unprot}) {
+            for (Row r : new Row[] {bare, prot, date, unprot}) {
                 md.append(String.format(Locale.ROOT, "| %s | %d | %.1f | %.2f | %.1f | %.1f | %.1f | %.1f | %d | %.0f | %.1f | %d |%n", r.setup(),
                         r.rowsBefore(), r.insertsPerSecond(), r.insertsPerSecond() / bare.insertsPerSecond(), r.insertP50(), r.insertP99(),
                         r.pageP50(), r.pageP99(), r.errors(), r.sync4kPerSecond(), r.seqMBs(), r.checkpoints()));
@@ -136,6 +164,27 @@ public final class StudentsBench {
                 + "4 KiB fdatasync %.0f/s, sequential %.1f MB/s, %d checkpoints", row.insertsPerSecond(), row.insertP50(), row.insertP99(),
                 row.pageP50(), row.pageP99(), row.sync4kPerSecond(), row.seqMBs(), ckpts));
         return row;
+    }
+
+    /** What the checkpoints of the protected run were: why, how long the PVM paused, how soon the SVM ran, the disk bytes shipped. */
+    static String checkpointSummary(String log) {
+        java.util.List<Double> paused = new java.util.ArrayList<>();
+        java.util.List<Double> ready = new java.util.ArrayList<>();
+        java.util.Map<String, Integer> reasons = new java.util.TreeMap<>();
+        Matcher m = Pattern.compile("checkpoint committed .*? trigger=(\\S+) reason=(\\S+).*? paused_ms=([0-9.]+).*? svm_ready_ms=([0-9.]+)").matcher(log);
+        while (m.find()) {
+            reasons.merge(m.group(1) + "/" + m.group(2), 1, Integer::sum);
+            paused.add(Double.parseDouble(m.group(3)));
+            ready.add(Double.parseDouble(m.group(4)));
+        }
+        java.util.Collections.sort(paused);
+        java.util.Collections.sort(ready);
+        if (paused.isEmpty()) {
+            return "No checkpoint committed while measuring protected.\n";
+        }
+        return String.format(Locale.ROOT, "Checkpoints while measuring protected: %d committed, PVM paused p50 %.1f ms (max %.1f), SVM ready p50 %.1f "
+                + "ms (max %.1f); why: %s.%n", paused.size(), paused.get(paused.size() / 2), paused.get(paused.size() - 1),
+                ready.get(ready.size() / 2), ready.get(ready.size() - 1), reasons);
     }
 
     private static long checkpoints(HostPairLab lab) {

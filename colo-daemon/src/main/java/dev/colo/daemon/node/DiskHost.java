@@ -35,6 +35,9 @@ public interface DiskHost {
     /** Bytes new files in {@code dir} may still take. */
     long usableSpace(Path dir) throws IOException;
 
+    /** The virtual size of the disk image at {@code file} in {@code format} (raw, qcow2), read without its VM. */
+    long imageSize(Path file, String format) throws IOException;
+
     /** Whether a disk image is at {@code file}. */
     boolean exists(Path file);
 

@@ -87,6 +87,21 @@ final class HostDisks implements DiskHost {
     }
 
     @Override
+    public long imageSize(Path file, String format) throws IOException {
+        // -U: the running VM holds the image's write lock; reading its header needs no lock.
+        dev.colo.host.posix.Command.Result r = dev.colo.host.posix.Command.run(java.time.Duration.ofSeconds(30), "qemu-img", "info", "-U",
+                "--output=json", "-f", format.isEmpty() ? "raw" : format, file.toString());
+        if (!r.ok()) {
+            throw new IOException("qemu-img cannot read " + file + ": " + r.err().trim());
+        }
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("\"virtual-size\":\\s*(\\d+)").matcher(r.out());
+        if (!m.find()) {
+            throw new IOException("qemu-img info of " + file + " names no virtual size");
+        }
+        return Long.parseLong(m.group(1));
+    }
+
+    @Override
     public boolean exists(Path file) {
         return Files.exists(file);
     }

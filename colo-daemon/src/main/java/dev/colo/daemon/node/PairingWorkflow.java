@@ -143,9 +143,46 @@ final class PairingWorkflow {
             }
             String mac = current.macAddresses().get(0);
             DomainXml wanted = shaper.pvm(current, mac);
+            // Ask the secondary before anything changes here (a restart of the domain, say): a
+            // refusal then leaves everything as it was.
+            PairRequest.Builder check = PairRequest.newBuilder().setVm(vm).setCheckOnly(true).setGuestRamBytes(wanted.memoryBytes());
+            for (DomainXml.Disk disk : disks.replicated()) {
+                check.addDisks(ReplicatedDisk.newBuilder().setTarget(disk.target())
+                        .setSizeBytes(diskHost.imageSize(java.nio.file.Path.of(disk.source()), disk.format())));
+            }
+            PairRequest checkRequest = check.build();
+            control.execute(() -> precheck(checkRequest, () -> work.execute(() -> shapeAndAsk(d, current, wanted, mac, disks.replicated(),
+                    lastSeq))));
+        } catch (Exception e) {
+            fail(e instanceof OperationException ? e.getMessage() : String.valueOf(e.getMessage()));
+        }
+    }
+
+    /** Control lane: the pre-check; {@code then} runs only if the secondary would accept. */
+    private void precheck(PairRequest check, Runnable then) {
+        if (pairing == null || pairing.isDone()) {
+            return;
+        }
+        awaitingReply = reply -> {
+            if (reply.getStatus() != Status.OK) {
+                fail("secondary refused (nothing was changed): " + reply.getStatus() + " " + reply.getDetail());
+                return;
+            }
+            then.run();
+        };
+        if (!link.connected() || !link.send(envelopes.builder().setPairRequest(check).build())) {
+            fail("replication link dropped while pairing");
+            return;
+        }
+        replyTimeout = control.schedule(REPLY_TIMEOUT_NS, () -> fail("no answer from the secondary in 60 s"));
+    }
+
+    /** The secondary would accept: shape the domain (restarting it once if it must) and ask for real. Work lane. */
+    private void shapeAndAsk(DomainRef d, DomainXml current, DomainXml wanted, String mac, List<DomainXml.Disk> disks, long lastSeq) {
+        try {
             boolean running = hv.state(d).isActive();
             if (host.pvmNicConnected() && running && current.hasSharedFileMemory()) {
-                askWhenReady(d, mac, disks.replicated(), lastSeq);
+                askWhenReady(d, mac, disks, lastSeq);
                 return;
             }
             events.info("pvm_restart", "restarting the domain as a PVM: shared-file RAM, NIC through the colo proxy", "was_running", running,
@@ -161,7 +198,7 @@ final class PairingWorkflow {
             } finally {
                 host.restarting(false);
             }
-            awaitNic(started, mac, disks.replicated(), lastSeq, runtime.nowNs() + NIC_TIMEOUT_NS);
+            awaitNic(started, mac, disks, lastSeq, runtime.nowNs() + NIC_TIMEOUT_NS);
         } catch (Exception e) {
             fail(e instanceof OperationException ? e.getMessage() : String.valueOf(e.getMessage()));
         }

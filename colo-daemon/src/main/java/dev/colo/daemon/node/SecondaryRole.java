@@ -172,6 +172,17 @@ final class SecondaryRole implements FailoverControl.Target {
                     + "SVM's disk writes apart only in COLO mode); set reuse-svm = true on the secondary");
             return;
         }
+        if (req.getCheckOnly()) {
+            // The primary asks before it changes anything; so do we.
+            String problem = req.getDisksCount() == 0 ? null : SvmDisks.check(ctx.disks(), cfg.disks().dir(), req.getVm(), req.getDisksList());
+            if (problem != null) {
+                refuse(problem);
+            } else {
+                ctx.link().send(ctx.envelopes().builder().setPairReply(PairReply.newBuilder().setStatus(Status.OK)
+                        .setDetail("a pairing like this would be accepted")).build());
+            }
+            return;
+        }
         if (sink != null) {
             ctx.events().info("repairing", "primary pairs again; retiring the old SVM and standby");
             ctx.failover().machine().onUnpaired("primary pairs again", ctx.now());

@@ -98,14 +98,9 @@ final class SvmDisks implements AutoCloseable {
                     host.delete(p);
                 }
             }
-            long need = 0;
-            for (ReplicatedDisk d : disks) {
-                need += d.getSizeBytes();
-            }
-            long free = host.usableSpace(dir);
-            if (free < need) {
-                throw new Refused("the secondary cannot hold the VM's disks: " + dir + " has " + gib(free) + " free, the disks need " + gib(need)
-                        + " (" + disks.size() + " disk(s)); free space there or set [disks] dir on the secondary");
+            String problem = roomProblem(host, dir, disks);
+            if (problem != null) {
+                throw new Refused(problem);
             }
             host.writeText(dir.resolve("lineage"), "lineage=" + lineage + " copying");
             for (ReplicatedDisk d : disks) {
@@ -116,6 +111,42 @@ final class SvmDisks implements AutoCloseable {
             made.values().forEach(ReplicaDisk::close);
             throw new Refused("the secondary cannot make its copy of the VM's disks in " + dir + ": " + e.getMessage());
         }
+    }
+
+    /**
+     * Whether this host can hold copies of {@code disks} for {@code vm} (the pre-check of a pairing:
+     * nothing is made); null when it can, else the refusal.
+     */
+    static String check(DiskHost host, Path disksDir, String vm, List<ReplicatedDisk> disks) {
+        Path dir = disksDir.resolve(vm);
+        try {
+            host.createDirectory(dir);
+            String marker = host.readText(dir.resolve("lineage"));
+            if (marker != null && marker.startsWith("took-over")) {
+                return "this host's copy of the VM's disks in " + dir + " became the disk of an SVM that took over (" + marker
+                        + "); move it away before pairing again";
+            }
+            return roomProblem(host, dir, disks);
+        } catch (IOException e) {
+            return "the secondary cannot use " + dir + " for the VM's disks: " + e.getMessage() + "; check [disks] dir on the secondary";
+        }
+    }
+
+    /**
+     * The copies need their whole virtual size free: they start sparse, but a guest may fill its
+     * disk, and a copy that cannot take a write loses protection. Null when it fits.
+     */
+    private static String roomProblem(DiskHost host, Path dir, List<ReplicatedDisk> disks) throws IOException {
+        long need = 0;
+        for (ReplicatedDisk d : disks) {
+            need += d.getSizeBytes();
+        }
+        long free = host.usableSpace(dir);
+        if (free < need) {
+            return "the secondary cannot hold the VM's disks: " + dir + " has " + gib(free) + " free, the disks need " + gib(need)
+                    + " (" + disks.size() + " disk(s)); free space there or set [disks] dir on the secondary";
+        }
+        return null;
     }
 
     private static Path file(Path dir, String target, String lineage) {

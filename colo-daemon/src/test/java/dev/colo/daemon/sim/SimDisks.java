@@ -110,6 +110,15 @@ final class SimDisks implements DiskHost {
     }
 
     @Override
+    public long imageSize(Path file, String format) throws java.io.IOException {
+        File f = files.get(file);
+        if (f == null) {
+            throw new java.io.IOException("no image at " + file);
+        }
+        return f.bytes.length;
+    }
+
+    @Override
     public boolean exists(Path file) {
         return files.containsKey(file);
     }
