@@ -26,11 +26,7 @@ class DiskReplicationIT {
     static HostPairLab pairedAppLab(String tag) throws Exception {
         HostPairLab lab = new HostPairLab("colo-it-" + tag + "-", tag, HostPairLab.Guest.APP);
         try {
-            lab.writeConfigs();
-            lab.startDaemon(lab.b);
-            lab.startDaemon(lab.a);
-            lab.awaitReady(lab.a, Duration.ofSeconds(60));
-            lab.awaitReady(lab.b, Duration.ofSeconds(60));
+            lab.startDaemons();
             long t0 = System.nanoTime();
             ColoRun pair = ColoRun.shown("pair", lab.domain, "--socket", lab.a.socket.toString());
             assertThat(pair.code()).as(pair.err()).isZero();
@@ -58,6 +54,15 @@ class DiskReplicationIT {
         assertThat(r.inserted()).as("the writers made progress").isPositive();
     }
 
+    /** Kills the primary now, lets the survivor serve the clients 6 s, then checks its table. */
+    static void killThenCheck(HostPairLab lab, StudentsLoad load, String what) throws Exception {
+        load.markFault();
+        killPrimaryHost(lab);
+        await("host-b ACTIVE", lab, Duration.ofSeconds(30), () -> state(lab.b).equals("ACTIVE"));
+        Thread.sleep(6000);
+        check(what, load.stopAndCheck());
+    }
+
     @Test
     void acknowledgedInsertsSurviveKillsOfThePrimary() throws Exception {
         Random rnd = new Random(Long.getLong("colo.seed", System.nanoTime()));
@@ -66,26 +71,7 @@ class DiskReplicationIT {
             try (HostPairLab lab = pairedAppLab("dk" + trial)) {
                 StudentsLoad load = new StudentsLoad(lab.lan.ns(), LabLan.GUEST_IP, 4);
                 Thread.sleep(3000 + rnd.nextInt(3000));
-                String when;
-                if (mode == 1) {
-                    Thread ckpt = new Thread(() -> ColoRun.of("checkpoint", lab.domain, "--socket", lab.a.socket.toString()));
-                    ckpt.start();
-                    int delay = rnd.nextInt(400);
-                    Thread.sleep(delay);
-                    when = "inside a checkpoint (+" + delay + " ms)";
-                    load.markFault();
-                    killPrimaryHost(lab);
-                    ckpt.join(30_000);
-                } else if (mode == 2) {
-                    ColoRun.of("checkpoint", lab.domain, "--socket", lab.a.socket.toString());
-                    when = "right after a checkpoint";
-                    load.markFault();
-                    killPrimaryHost(lab);
-                } else {
-                    when = "at a random instant";
-                    load.markFault();
-                    killPrimaryHost(lab);
-                }
+                String when = killPrimaryHost(lab, mode, rnd, load::markFault);
                 await("host-b ACTIVE", lab, Duration.ofSeconds(30), () -> state(lab.b).equals("ACTIVE"));
                 Thread.sleep(6000);
                 check("kill -9 of the primary " + when + " (trial " + trial + ")", load.stopAndCheck());
@@ -113,11 +99,7 @@ class DiskReplicationIT {
             assertThat(lab.b.logText()).contains("disk_copies=resumed");
             assertThat(lab.a.logText()).contains("secondary resumed its disk copies");
             Thread.sleep(3000);
-            load.markFault();
-            killPrimaryHost(lab);
-            await("host-b ACTIVE", lab, Duration.ofSeconds(30), () -> state(lab.b).equals("ACTIVE"));
-            Thread.sleep(6000);
-            check("host-b lost, its copy resumed from the kept writes, then the primary killed", load.stopAndCheck());
+            killThenCheck(lab, load, "host-b lost, its copy resumed from the kept writes, then the primary killed");
         }
     }
 
@@ -127,21 +109,11 @@ class DiskReplicationIT {
             StudentsLoad load = new StudentsLoad(lab.lan.ns(), LabLan.GUEST_IP, 8);
             Thread.sleep(2000);
             LinkFaults.partition(lab);
-            long end = System.nanoTime() + 6_000_000_000L;
-            while (System.nanoTime() < end) {
-                String a = state(lab.a);
-                String b = state(lab.b);
-                assertThat(FaultMatrixIT.RELEASING.contains(a) && b.equals("ACTIVE")).as("two releasing primaries: a=" + a + " b=" + b).isFalse();
-                Thread.sleep(100);
-            }
+            PromiseIT.neverTwoPrimaries(lab, 6000);
             LinkFaults.heal(lab);
             await("host-a PROTECTED again", lab, Duration.ofSeconds(180), () -> state(lab.a).equals("PROTECTED"));
             Thread.sleep(3000);
-            load.markFault();
-            killPrimaryHost(lab);
-            await("host-b ACTIVE", lab, Duration.ofSeconds(30), () -> state(lab.b).equals("ACTIVE"));
-            Thread.sleep(6000);
-            check("link cut for 6 s under 8 writers, re-protected, then the primary killed", load.stopAndCheck());
+            killThenCheck(lab, load, "link cut for 6 s under 8 writers, re-protected, then the primary killed");
         }
     }
 
@@ -153,11 +125,7 @@ class DiskReplicationIT {
             java.nio.file.Files.createDirectories(small);
             dev.colo.host.posix.Command.run(Duration.ofSeconds(10), "mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", small.toString()).orThrow();
             try {
-                lab.writeConfigs();
-                lab.startDaemon(lab.b);
-                lab.startDaemon(lab.a);
-                lab.awaitReady(lab.a, Duration.ofSeconds(60));
-                lab.awaitReady(lab.b, Duration.ofSeconds(60));
+                lab.startDaemons();
                 ColoRun full = ColoRun.shown("pair", lab.domain, "--socket", lab.a.socket.toString());
                 assertThat(full.code()).isNotZero();
                 assertThat(full.err()).contains("cannot hold the VM's disks").contains("the disks need 1.0 GiB").contains("nothing was changed");

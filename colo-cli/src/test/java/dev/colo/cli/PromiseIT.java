@@ -27,11 +27,7 @@ class PromiseIT {
     static HostPairLab pairedLab(String tag) throws Exception {
         HostPairLab lab = new HostPairLab(tag);
         try {
-            lab.writeConfigs();
-            lab.startDaemon(lab.b);
-            lab.startDaemon(lab.a);
-            lab.awaitReady(lab.a, Duration.ofSeconds(60));
-            lab.awaitReady(lab.b, Duration.ofSeconds(60));
+            lab.startDaemons();
             assertThat(colo("pair", lab.domain, "--socket", lab.a.socket.toString())).isZero();
             lab.lan.awaitCounter(Duration.ofSeconds(120));
             return lab;
@@ -52,6 +48,46 @@ class PromiseIT {
         System.out.println("promise:   kill -9 of host-a's QEMU and daemon at " + java.time.Instant.now());
         Command.run(Duration.ofSeconds(5), "kill", "-9", Long.toString(HostPairLab.qemuPid(lab.domain)));
         lab.a.daemon.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+    }
+
+    /**
+     * Kills the primary's QEMU and daemon: inside a checkpoint ({@code mode} 1, the kill lands
+     * 0–400 ms after an on-demand checkpoint starts, while it pauses, ships or loads), right after
+     * one (2), or at this instant (0). {@code markFault} runs just before the kill. Says when.
+     */
+    static String killPrimaryHost(HostPairLab lab, int mode, Random rnd, Runnable markFault) throws Exception {
+        String when;
+        if (mode == 1) {
+            Thread ckpt = new Thread(() -> colo("checkpoint", lab.domain, "--socket", lab.a.socket.toString()));
+            ckpt.start();
+            int delay = rnd.nextInt(400);
+            Thread.sleep(delay);
+            when = "inside a checkpoint (+" + delay + " ms)";
+            markFault.run();
+            killPrimaryHost(lab);
+            ckpt.join(30_000);
+        } else if (mode == 2) {
+            colo("checkpoint", lab.domain, "--socket", lab.a.socket.toString());
+            when = "right after a checkpoint";
+            markFault.run();
+            killPrimaryHost(lab);
+        } else {
+            when = "at a random instant";
+            markFault.run();
+            killPrimaryHost(lab);
+        }
+        return when;
+    }
+
+    /** Watches both nodes for {@code ms}: never may the primary release output while the secondary serves. */
+    static void neverTwoPrimaries(HostPairLab lab, long ms) throws InterruptedException {
+        long end = System.nanoTime() + ms * 1_000_000L;
+        while (System.nanoTime() < end) {
+            String a = state(lab.a);
+            String b = state(lab.b);
+            assertThat(FaultMatrixIT.RELEASING.contains(a) && b.equals("ACTIVE")).as("two releasing primaries: a=" + a + " b=" + b).isFalse();
+            Thread.sleep(100);
+        }
     }
 
     /** The secondary's takeover as its log tells it, beside the clients' longest waits. */
@@ -75,24 +111,7 @@ class PromiseIT {
             try (HostPairLab lab = pairedLab("pk" + trial)) {
                 PromiseLoad load = new PromiseLoad(lab.lan.ns(), LabLan.GUEST_IP, 6);
                 Thread.sleep(2000 + rnd.nextInt(3000));
-                String when;
-                if (mode == 1) {
-                    // Inside a checkpoint: the kill lands while it pauses, ships or loads.
-                    Thread ckpt = new Thread(() -> colo("checkpoint", lab.domain, "--socket", lab.a.socket.toString()));
-                    ckpt.start();
-                    int delay = rnd.nextInt(400);
-                    Thread.sleep(delay);
-                    when = "inside a checkpoint (+" + delay + " ms)";
-                    killPrimaryHost(lab, load);
-                    ckpt.join(30_000);
-                } else if (mode == 2) {
-                    colo("checkpoint", lab.domain, "--socket", lab.a.socket.toString());
-                    when = "right after a checkpoint";
-                    killPrimaryHost(lab, load);
-                } else {
-                    when = "at a random instant";
-                    killPrimaryHost(lab, load);
-                }
+                String when = killPrimaryHost(lab, mode, rnd, load::markFault);
                 await("host-b ACTIVE", lab, Duration.ofSeconds(30), () -> state(lab.b).equals("ACTIVE"));
                 Thread.sleep(6000);
                 timeline(lab);
@@ -125,13 +144,7 @@ class PromiseIT {
             PromiseLoad load = new PromiseLoad(lab.lan.ns(), LabLan.GUEST_IP, 4);
             Thread.sleep(1500);
             LinkFaults.partition(lab);
-            long end = System.nanoTime() + 6_000_000_000L;
-            while (System.nanoTime() < end) {
-                String a = state(lab.a);
-                String b = state(lab.b);
-                assertThat(FaultMatrixIT.RELEASING.contains(a) && b.equals("ACTIVE")).as("two releasing primaries: a=" + a + " b=" + b).isFalse();
-                Thread.sleep(100);
-            }
+            neverTwoPrimaries(lab, 6000);
             assertThat(state(lab.b)).as("the primary served on without it: the SVM is stale").isEqualTo("IDLE");
             LinkFaults.heal(lab);
             await("host-a PROTECTED again", lab, Duration.ofSeconds(150), () -> state(lab.a).equals("PROTECTED"));

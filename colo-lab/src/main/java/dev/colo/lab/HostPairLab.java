@@ -215,6 +215,15 @@ public final class HostPairLab implements AutoCloseable {
         Files.writeString(h.config, text, StandardCharsets.UTF_8);
     }
 
+    /** Writes both configs ({@code vmExtra} into [vm]), starts the secondary's daemon, then the primary's, and waits until both are ready. */
+    public void startDaemons(String... vmExtra) throws IOException, InterruptedException {
+        writeConfigs(vmExtra);
+        startDaemon(b);
+        startDaemon(a);
+        awaitReady(a, Duration.ofSeconds(60));
+        awaitReady(b, Duration.ofSeconds(60));
+    }
+
     /** Starts {@code bin/colo daemon} inside the host's namespace, as the systemd unit would. */
     public Process startDaemon(Host h) throws IOException {
         Path colo = Lab.repoRoot().resolve("bin").resolve("colo");

@@ -8,7 +8,6 @@ import java.io.OutputStream;
 import java.net.DatagramPacket;
 import java.net.DatagramSocket;
 import java.net.InetAddress;
-import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.net.SocketTimeoutException;
 import java.nio.charset.StandardCharsets;
@@ -61,7 +60,6 @@ public final class PromiseLoad implements AutoCloseable {
 
     private final NetNamespace clientNs;
     private final String vmIp;
-    private final List<Thread> threads = new ArrayList<>();
     private final List<Wait> waits = Collections.synchronizedList(new ArrayList<>());
 
     /** One answered request: which client, when it asked (wall clock, as in the daemons' logs), how long it waited. */
@@ -78,6 +76,7 @@ public final class PromiseLoad implements AutoCloseable {
         waits.add(new Wait(client, System.currentTimeMillis() - ms, ms));
     }
     private final List<String> problems = new CopyOnWriteArrayList<>();
+    private final ClientThreads clients = new ClientThreads("promise", problems);
     private final List<String> records = new CopyOnWriteArrayList<>();
     private final List<String> tokens = new CopyOnWriteArrayList<>();
     private final Map<String, Integer> udpSends = new ConcurrentHashMap<>();
@@ -96,41 +95,18 @@ public final class PromiseLoad implements AutoCloseable {
         this.vmIp = vmIp;
         for (int i = 0; i < recordWriters; i++) {
             int id = i;
-            start("records-" + i, () -> recordWriter(id));
+            clients.start("records-" + i, () -> recordWriter(id));
         }
-        start("login", this::loginClient);
-        start("udp", this::udpClient);
-        start("http-index", () -> httpClient("/index.html"));
-        start("http-date", () -> httpClient("/cgi-bin/date"));
-        start("http-counter", () -> httpClient("/cgi-bin/counter"));
-        start("echo", this::echoClient);
-    }
-
-    private interface Body {
-        void run() throws Exception;
-    }
-
-    private void start(String name, Body b) {
-        Thread t = new Thread(() -> {
-            try {
-                b.run();
-            } catch (Exception e) {
-                problems.add(name + ": " + e);
-            }
-        }, "promise-" + name);
-        t.setDaemon(true);
-        threads.add(t);
-        t.start();
+        clients.start("login", this::loginClient);
+        clients.start("udp", this::udpClient);
+        clients.start("http-index", () -> httpClient("/index.html"));
+        clients.start("http-date", () -> httpClient("/cgi-bin/date"));
+        clients.start("http-counter", () -> httpClient("/cgi-bin/counter"));
+        clients.start("echo", this::echoClient);
     }
 
     private Socket connect(int port) throws Exception {
-        return clientNs.call(() -> {
-            Socket s = new Socket();
-            s.connect(new InetSocketAddress(vmIp, port), 10_000);
-            s.setSoTimeout((int) PATIENCE_MS);
-            s.setTcpNoDelay(true);
-            return s;
-        });
+        return ClientThreads.connect(clientNs, vmIp, port, (int) PATIENCE_MS);
     }
 
     private void pause(int maxMs, Random rnd) throws InterruptedException {
@@ -314,9 +290,7 @@ public final class PromiseLoad implements AutoCloseable {
     /** Stops the clients (each finishes its request in flight) and checks the survivor. */
     public Result stopAndCheck() throws Exception {
         running = false;
-        for (Thread t : threads) {
-            t.join(PATIENCE_MS + 5_000);
-        }
+        clients.join(PATIENCE_MS + 5_000);
         List<String> survivorRecords = query("RECORDS");
         Map<String, Integer> held = new LinkedHashMap<>();
         for (String r : survivorRecords) {

@@ -5,7 +5,6 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.net.SocketTimeoutException;
 import java.net.URLEncoder;
@@ -61,8 +60,8 @@ public final class StudentsLoad implements AutoCloseable {
 
     private final NetNamespace clientNs;
     private final String vmIp;
-    private final List<Thread> threads = new ArrayList<>();
     private final List<String> problems = new CopyOnWriteArrayList<>();
+    private final ClientThreads clients = new ClientThreads("students", problems);
     private final Map<String, Long> acknowledged = new ConcurrentHashMap<>();
     private final AtomicLong requests = new AtomicLong();
     private final AtomicLong failed = new AtomicLong();
@@ -84,37 +83,14 @@ public final class StudentsLoad implements AutoCloseable {
         this.writerPauseMs = writerPauseMs;
         for (int i = 0; i < writers; i++) {
             int id = i;
-            start("writer-" + i, () -> writer(id));
+            clients.start("writer-" + i, () -> writer(id));
         }
-        start("list-page", () -> reader("/"));
-        start("list-text", () -> reader("/students.txt"));
-    }
-
-    private interface Body {
-        void run() throws Exception;
-    }
-
-    private void start(String name, Body b) {
-        Thread t = new Thread(() -> {
-            try {
-                b.run();
-            } catch (Exception e) {
-                problems.add(name + ": " + e);
-            }
-        }, "students-" + name);
-        t.setDaemon(true);
-        threads.add(t);
-        t.start();
+        clients.start("list-page", () -> reader("/"));
+        clients.start("list-text", () -> reader("/students.txt"));
     }
 
     private Socket connect() throws Exception {
-        return clientNs.call(() -> {
-            Socket s = new Socket();
-            s.connect(new InetSocketAddress(vmIp, 80), 10_000);
-            s.setSoTimeout(PATIENCE_MS);
-            s.setTcpNoDelay(true);
-            return s;
-        });
+        return ClientThreads.connect(clientNs, vmIp, 80, PATIENCE_MS);
     }
 
     /** What a client waited for. */
@@ -292,12 +268,7 @@ public final class StudentsLoad implements AutoCloseable {
 
     /** One GET from {@code ns} to the application at {@code ip}, on a fresh connection. */
     public static Response get(NetNamespace ns, String ip, String path) throws Exception {
-        try (Socket s = ns.call(() -> {
-            Socket c = new Socket();
-            c.connect(new InetSocketAddress(ip, 80), 10_000);
-            c.setSoTimeout(120_000);
-            return c;
-        })) {
+        try (Socket s = ClientThreads.connect(ns, ip, 80, 120_000)) {
             s.getOutputStream().write(("GET " + path + " HTTP/1.1\r\nHost: " + ip + "\r\nConnection: close\r\n\r\n")
                     .getBytes(StandardCharsets.US_ASCII));
             Response r = read(s.getInputStream());
@@ -311,9 +282,7 @@ public final class StudentsLoad implements AutoCloseable {
     /** Stops the clients (each finishes its request in flight) and checks the survivor's database. */
     public Result stopAndCheck() throws Exception {
         running = false;
-        for (Thread t : threads) {
-            t.join(PATIENCE_MS + 5_000);
-        }
+        clients.join(PATIENCE_MS + 5_000);
         Map<String, List<Long>> table = new LinkedHashMap<>();
         for (String line : get("/students.txt").text().split("\n")) {
             String[] f = line.split("\t");

@@ -157,11 +157,7 @@ public final class ProtectionBench {
         }
 
         say("overhead: through colo, protected");
-        lab.writeConfigs();
-        Process secondaryDaemon = lab.startDaemon(lab.b);
-        Process primaryDaemon = lab.startDaemon(lab.a);
-        lab.awaitReady(lab.a, Duration.ofSeconds(60));
-        lab.awaitReady(lab.b, Duration.ofSeconds(60));
+        lab.startDaemons();
         LabControl.call(lab.a, "pair", lab.domain);
         lab.lan.awaitCounter(Duration.ofSeconds(120));
         long epochBefore = LabControl.call(lab.a, "status", null).path("checkpoint").asLong();
@@ -169,27 +165,7 @@ public final class ProtectionBench {
         long protectedCheckpoints = LabControl.call(lab.a, "status", null).path("checkpoint").asLong() - epochBefore;
 
         say("overhead: through colo, protected, with the comparator's http_date rule (compare-http-date = true)");
-        for (Process d : new Process[] {primaryDaemon, secondaryDaemon}) {
-            d.destroy();
-            if (!d.waitFor(30, java.util.concurrent.TimeUnit.SECONDS)) {
-                d.destroyForcibly().waitFor();
-            }
-        }
-        lab.writeConfigs("compare-http-date = true");
-        secondaryDaemon = lab.startDaemon(lab.b);
-        primaryDaemon = lab.startDaemon(lab.a);
-        // The logs still hold the first daemons' ready lines: wait for the new control sockets.
-        for (long deadline = System.nanoTime() + 60_000_000_000L; ; Thread.sleep(200)) {
-            try {
-                LabControl.call(lab.b, "status", null);
-                LabControl.call(lab.a, "pair", lab.domain);
-                break;
-            } catch (IllegalStateException e) {
-                if (System.nanoTime() > deadline) {
-                    throw e;
-                }
-            }
-        }
+        restartDaemonsAndPair(lab, "compare-http-date = true");
         lab.lan.awaitCounter(Duration.ofSeconds(120));
         long dateBefore = LabControl.call(lab.a, "status", null).path("checkpoint").asLong();
         rows.put("colo protected, http_date", measure(seconds));
@@ -236,6 +212,33 @@ public final class ProtectionBench {
         }
         BitmapEncoder.saveBitmap(rps, out.resolve("overhead-rps").toString(), BitmapEncoder.BitmapFormat.PNG);
         BitmapEncoder.saveBitmap(p99, out.resolve("overhead-p99").toString(), BitmapEncoder.BitmapFormat.PNG);
+    }
+
+    /**
+     * Stops both daemons (SIGTERM, as systemd would), starts them again with {@code vmExtra} in
+     * [vm], and pairs again once both answer (the logs still hold the first daemons' ready lines).
+     */
+    static void restartDaemonsAndPair(HostPairLab lab, String... vmExtra) throws Exception {
+        for (HostPairLab.Host h : new HostPairLab.Host[] {lab.a, lab.b}) {
+            h.daemon.destroy();
+            if (!h.daemon.waitFor(30, java.util.concurrent.TimeUnit.SECONDS)) {
+                h.daemon.destroyForcibly().waitFor();
+            }
+        }
+        lab.writeConfigs(vmExtra);
+        lab.startDaemon(lab.b);
+        lab.startDaemon(lab.a);
+        for (long deadline = System.nanoTime() + 120_000_000_000L; ; Thread.sleep(500)) {
+            try {
+                LabControl.call(lab.b, "status", null);
+                LabControl.call(lab.a, "pair", lab.domain);
+                return;
+            } catch (IllegalStateException e) {
+                if (System.nanoTime() > deadline) {
+                    throw e;
+                }
+            }
+        }
     }
 
     private Wrk[] measure(int seconds) {

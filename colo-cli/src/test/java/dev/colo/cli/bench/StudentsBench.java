@@ -42,11 +42,7 @@ public final class StudentsBench {
         try (HostPairLab lab = new HostPairLab("colo-bench-st-", "bst", HostPairLab.Guest.APP)) {
             lab.deleteFilesOnClose();
             Row bare = bare(lab, seconds, writers, md);
-            lab.writeConfigs();
-            lab.startDaemon(lab.b);
-            lab.startDaemon(lab.a);
-            lab.awaitReady(lab.a, Duration.ofSeconds(60));
-            lab.awaitReady(lab.b, Duration.ofSeconds(60));
+            lab.startDaemons();
             long t0 = System.nanoTime();
             JsonNode paired = LabControl.call(lab.a, "pair", lab.domain);
             double pairSeconds = (System.nanoTime() - t0) / 1e9;
@@ -64,26 +60,7 @@ public final class StudentsBench {
             Row prot = measure(lab, "colo protected", seconds, writers);
             md.append(checkpointSummary(lab.a.logText().substring(logMark))).append("\n");
             say("colo protected, with the comparator's http_date rule (compare-http-date = true): daemons restarted, paired again");
-            for (HostPairLab.Host h : new HostPairLab.Host[] {lab.a, lab.b}) {
-                h.daemon.destroy();
-                if (!h.daemon.waitFor(30, java.util.concurrent.TimeUnit.SECONDS)) {
-                    h.daemon.destroyForcibly().waitFor();
-                }
-            }
-            lab.writeConfigs("compare-http-date = true");
-            lab.startDaemon(lab.b);
-            lab.startDaemon(lab.a);
-            for (long deadline = System.nanoTime() + 120_000_000_000L; ; Thread.sleep(500)) {
-                try {
-                    LabControl.call(lab.b, "status", null);
-                    LabControl.call(lab.a, "pair", lab.domain);
-                    break;
-                } catch (IllegalStateException e) {
-                    if (System.nanoTime() > deadline) {
-                        throw e;
-                    }
-                }
-            }
+            ProtectionBench.restartDaemonsAndPair(lab, "compare-http-date = true");
             awaitHealth(lab, Duration.ofSeconds(120));
             logMark = lab.a.logText().length();
             Row date = measure(lab, "colo protected, http_date", seconds, writers);

@@ -152,16 +152,19 @@ final class FailoverControl {
     private static final long WATCH_PERIOD_NS = 100_000_000L;
 
     /**
-     * Secondary: from the moment the primary falls silent, ask over the LAN whether the VM still
+     * Secondary: once the primary has been silent as long as it waits before giving us up (its
+     * heartbeat timeout; the link closing counts at once), ask over the LAN whether the VM still
      * answers. If it does while the primary says nothing to us, the primary serves without us (it
      * outlived the link) and our SVM must never be promoted: promoting it after the primary dies
      * would roll back everything clients were told since. Only a VM silent all along may be
-     * taken over.
+     * taken over. A shorter silence proves nothing: the primary still holds the VM's output for
+     * our SVM then, and a ping answered through the comparator matched our SVM's own answer (on a
+     * busy pair a 150 ms gap between heartbeats retired a sound SVM this way).
      */
     private void watchVmAddress(long now) {
         State st = sm.state();
         boolean following = st == State.STANDBY || st == State.PROBING;
-        boolean silent = now - lastHeartbeatNs > 3 * cfg.link().heartbeatIntervalMs() * 1_000_000L || !link.connected();
+        boolean silent = now - lastHeartbeatNs > cfg.link().heartbeatTimeoutMs() * 1_000_000L || !link.connected();
         if (!following || !silent) {
             silentSinceNs = -1;
             return;
