@@ -138,9 +138,14 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
         this.term = term;
         this.coordinatorLane = runtime.lane("ckpt-coordinator");
         this.worker = runtime.lane("ckpt-worker");
-        this.coordinator = new CheckpointCoordinator(config, this, t -> log.atInfo().addKeyValue("pair", pair)
-                .addKeyValue("ckpt", t.seq()).addKeyValue("from", t.from()).addKeyValue("to", t.to()).addKeyValue("reason", t.reason())
-                .log("checkpoint state changed"), lastSeq);
+        // A checkpoint is one event for an operator (its "checkpoint committed" or "aborted" line);
+        // its steps are debug lines, except the ones that say something went wrong. They are also
+        // written inside the pause, where every synchronous console write counts.
+        this.coordinator = new CheckpointCoordinator(config, this, t -> {
+            boolean trouble = t.to() == CheckpointCoordinator.State.ABORT_RESUMING || t.to() == CheckpointCoordinator.State.BACKOFF;
+            (trouble ? log.atWarn() : log.atDebug()).addKeyValue("pair", pair).addKeyValue("ckpt", t.seq()).addKeyValue("from", t.from())
+                    .addKeyValue("to", t.to()).addKeyValue("reason", t.reason()).log("checkpoint state changed");
+        }, lastSeq);
     }
 
     private long now() {

@@ -17,9 +17,21 @@ final class DomainShaper {
         this.cfg = cfg;
     }
 
-    /** The PVM as {@code current} must look: shared-file RAM, NIC {@code mac} through the proxy. */
+    /** Where a PVM's QEMU listens for colo's direct QMP monitor (QEMU makes the socket, as its own user). */
+    static final java.nio.file.Path MONITOR_DIR = java.nio.file.Path.of("/run/colo/qmp");
+
+    /**
+     * The PVM as {@code current} must look: shared-file RAM, NIC {@code mac} through the proxy, and
+     * a direct QMP monitor for the checkpoint's stop, save and cont.
+     */
     DomainXml pvm(DomainXml current, String mac) {
-        return accelerated(current.withSharedFileMemory().withProxyNic(mac, "127.0.0.1", cfg.vm().proxyPort()));
+        return accelerated(current.withSharedFileMemory().withProxyNic(mac, "127.0.0.1", cfg.vm().proxyPort())
+                .withDirectMonitor(MONITOR_DIR.resolve(DomainXml.DIRECT_MONITOR_PREFIX + current.name() + ".sock")));
+    }
+
+    /** Whether the running domain already has the PVM's shape (no restart needed). */
+    static boolean shapedAsPvm(DomainXml running) {
+        return running.hasSharedFileMemory() && running.directMonitor().isPresent();
     }
 
     /** Standby number {@code n} of one pairing (run {@code runId}). */
@@ -33,8 +45,9 @@ final class DomainShaper {
     }
 
     String standby(PairRequest req, String name, int nicPort) {
+        // Its own monitor socket: the PVM's path is the PVM's (and on a lab machine, the same file).
         DomainXml x = DomainXml.parse(req.getDomainXml()).withName(name).withUuid(LibvirtHypervisor.newUuid()).asIncomingStandby()
-                .withProxyNic(req.getMac(), "127.0.0.1", nicPort);
+                .withProxyNic(req.getMac(), "127.0.0.1", nicPort).withDirectMonitor(MONITOR_DIR.resolve(DomainXml.DIRECT_MONITOR_PREFIX + name + ".sock"));
         return accelerated(x).toXml();
     }
 

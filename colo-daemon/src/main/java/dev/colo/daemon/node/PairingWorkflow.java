@@ -181,12 +181,12 @@ final class PairingWorkflow {
     private void shapeAndAsk(DomainRef d, DomainXml current, DomainXml wanted, String mac, List<DomainXml.Disk> disks, long lastSeq) {
         try {
             boolean running = hv.state(d).isActive();
-            if (host.pvmNicConnected() && running && current.hasSharedFileMemory()) {
+            if (host.pvmNicConnected() && running && DomainShaper.shapedAsPvm(current)) {
                 askWhenReady(d, mac, disks, lastSeq);
                 return;
             }
-            events.info("pvm_restart", "restarting the domain as a PVM: shared-file RAM, NIC through the colo proxy", "was_running", running,
-                    "shared_ram", current.hasSharedFileMemory());
+            events.info("pvm_restart", "restarting the domain as a PVM: shared-file RAM, NIC through the colo proxy, colo's QMP monitor",
+                    "was_running", running, "shared_ram", current.hasSharedFileMemory(), "colo_monitor", current.directMonitor().isPresent());
             host.restarting(true);
             DomainRef started;
             try {

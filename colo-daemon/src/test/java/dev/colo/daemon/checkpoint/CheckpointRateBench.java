@@ -27,8 +27,10 @@ public final class CheckpointRateBench {
         Lab.require();
         System.out.printf("checkpoint rate: %d MiB guest under client load, back-to-back on-demand checkpoints, lz4, mutual TLS on loopback%n",
                 mib);
-        for (boolean reuse : new boolean[] {true, false}) {
-            try (QemuEngineRig rig = new QemuEngineRig(reuse ? "rate-ip" : "rate-fs", mib, reuse)) {
+        for (String row : new String[] {"in place", "in place, QMP through libvirtd", "fresh standby"}) {
+            boolean reuse = !row.equals("fresh standby");
+            boolean direct = !row.contains("libvirtd");
+            try (QemuEngineRig rig = new QemuEngineRig(reuse ? direct ? "rate-ip" : "rate-il" : "rate-fs", mib, reuse, direct)) {
                 rig.start();
                 CheckpointRecord pairing = rig.records().get(0); // the first checkpoint: the whole RAM and the whole stream
                 rig.startLoad();
@@ -48,7 +50,7 @@ public final class CheckpointRateBench {
                 List<Double> latency = new ArrayList<>(rig.clientLatencySeconds);
                 Collections.sort(latency);
                 System.out.printf("  %-13s %4d checkpoints in %5.1f s = %5.1f/s | paused p50 %.1f p99 %.1f ms | SVM ready p50 %.1f p99 %.1f ms"
-                        + " | device state %d B%n", reuse ? "in place" : "fresh standby", n, seconds, n / seconds,
+                        + " | device state %d B%n", row, n, seconds, n / seconds,
                         CheckpointBench.pct(rows, CheckpointRecord::pausedNs, 50) / 1e6, CheckpointBench.pct(rows, CheckpointRecord::pausedNs, 99) / 1e6,
                         CheckpointBench.pct(rows, CheckpointRecord::svmReadyNs, 50) / 1e6,
                         CheckpointBench.pct(rows, CheckpointRecord::svmReadyNs, 99) / 1e6, rows.get(rows.size() - 1).deviceStateBytes());
@@ -58,7 +60,7 @@ public final class CheckpointRateBench {
                         pairing.pausedNs() / 1e6, pairing.dirtyPages(), CheckpointBench.pct(rows, CheckpointRecord::pausedNs, 50) / 1e6);
                 System.out.printf("  %-13s secondary memory for this VM: %d QEMU process(es), RSS %d MiB (guest RAM shared with the daemon's mapping)"
                         + " + shadow %d MiB%n", "", rig.secondaryDomains(), rig.secondaryQemuRssBytes() >> 20, mib);
-                if (reuse && soak > 0) {
+                if (reuse && direct && soak > 0) {
                     long s0 = System.nanoTime();
                     for (int i = 0; i < soak; i++) {
                         CheckpointRecord r = rig.checkpoint(Trigger.ON_DEMAND, "soak");

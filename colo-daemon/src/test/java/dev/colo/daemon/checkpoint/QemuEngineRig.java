@@ -48,6 +48,7 @@ import java.util.function.Consumer;
  * when it answers the next count. Cleans up everything in {@link #close()}.
  */
 final class QemuEngineRig implements EngineRig {
+    static final java.nio.file.Path MONITOR_DIR = java.nio.file.Path.of("/run/colo/qmp");
     static final Duration WAIT = Duration.ofSeconds(180);
     final LibvirtHypervisor libvirt;
     final FaultInjectingHypervisor hv;
@@ -79,6 +80,11 @@ final class QemuEngineRig implements EngineRig {
 
     /** @param reuseSvm checkpoints go into the running SVM in place (the daemon's default); false: a fresh standby each */
     QemuEngineRig(String tag, int memoryMiB, boolean reuseSvm) throws Exception {
+        this(tag, memoryMiB, reuseSvm, true);
+    }
+
+    /** @param directMonitor the PVM gets colo's direct QMP monitor, as the daemon's PVMs do (false: every QMP command through libvirtd) */
+    QemuEngineRig(String tag, int memoryMiB, boolean reuseSvm, boolean directMonitor) throws Exception {
         prefix = "colo-it-" + tag + "-" + ProcessHandle.current().pid();
         Lab.sweepStaleDomains("colo-it-" + tag + "-");
         libvirt = new LibvirtHypervisor("qemu:///system");
@@ -87,7 +93,9 @@ final class QemuEngineRig implements EngineRig {
         lanB = LabLan.create(tag + "b");
         String tapA = LabLan.newHostTap();
         hostTaps.add(tapA);
-        String pvmXml = TestGuest.locate().domainXml(prefix + "-pvm", memoryMiB, LabLan.GUEST_CIDR, TestGuest.tapNic(tapA, LabLan.GUEST_MAC), true, null);
+        String plainXml = TestGuest.locate().domainXml(prefix + "-pvm", memoryMiB, LabLan.GUEST_CIDR, TestGuest.tapNic(tapA, LabLan.GUEST_MAC), true, null);
+        String pvmXml = directMonitor ? DomainXml.parse(plainXml).withDirectMonitor(MONITOR_DIR.resolve(DomainXml.DIRECT_MONITOR_PREFIX + prefix
+                + "-pvm.sock")).toXml() : plainXml;
         pvm = hv.define(pvmXml);
         hv.start(pvm, false);
         lanA.plug(tapA);
@@ -107,7 +115,7 @@ final class QemuEngineRig implements EngineRig {
                 hostTaps.add(tap);
                 String name = prefix + "-svm-" + n;
                 tapOf.put(name, tap);
-                return DomainXml.parse(pvmXml).withName(name).withUuid(LibvirtHypervisor.newUuid()).asIncomingStandby().toXml()
+                return DomainXml.parse(plainXml).withName(name).withUuid(LibvirtHypervisor.newUuid()).asIncomingStandby().toXml()
                         .replace("dev='" + tapA + "'", "dev='" + tap + "'").replace("dev=\"" + tapA + "\"", "dev=\"" + tap + "\"");
             }
 

@@ -340,6 +340,54 @@ public final class DomainXml {
         return c;
     }
 
+    /**
+     * Adds a second QMP monitor on a Unix socket that QEMU listens on ({@link DirectMonitor}): colo's
+     * checkpoint commands skip libvirtd's round trip. Idempotent; replaces an earlier one.
+     */
+    public DomainXml withDirectMonitor(java.nio.file.Path socket) {
+        if (socket.toString().contains(",") || !socket.getFileName().toString().startsWith(DIRECT_MONITOR_PREFIX)) {
+            throw new HypervisorException(Kind.UNSUPPORTED_DOMAIN, "monitor socket " + socket + " must be named " + DIRECT_MONITOR_PREFIX
+                    + "... and have no comma in its path");
+        }
+        DomainXml c = copy();
+        NodeList args = c.root().getElementsByTagNameNS(QEMU_NS, "arg");
+        for (int i = 0; i < args.getLength() - 1; i++) {
+            Element a = (Element) args.item(i);
+            Element next = (Element) args.item(i + 1);
+            if ("-qmp".equals(a.getAttribute("value")) && isDirectMonitor(next.getAttribute("value"))) {
+                next.setAttribute("value", "unix:" + socket + ",server=on,wait=off");
+                return c;
+            }
+        }
+        c.commandLine("-qmp", "unix:" + socket + ",server=on,wait=off");
+        return c;
+    }
+
+    /** colo's monitor socket is known by its file name. */
+    public static final String DIRECT_MONITOR_PREFIX = "colo-monitor-";
+
+    private static boolean isDirectMonitor(String qmpArg) {
+        if (!qmpArg.startsWith("unix:")) {
+            return false;
+        }
+        int comma = qmpArg.indexOf(',');
+        String path = comma < 0 ? qmpArg.substring(5) : qmpArg.substring(5, comma);
+        return java.nio.file.Path.of(path).getFileName().toString().startsWith(DIRECT_MONITOR_PREFIX);
+    }
+
+    /** The socket of colo's direct monitor, if the domain has one ({@link #withDirectMonitor}). */
+    public Optional<java.nio.file.Path> directMonitor() {
+        NodeList args = root().getElementsByTagNameNS(QEMU_NS, "arg");
+        for (int i = 0; i < args.getLength() - 1; i++) {
+            String v = ((Element) args.item(i + 1)).getAttribute("value");
+            if ("-qmp".equals(((Element) args.item(i)).getAttribute("value")) && isDirectMonitor(v)) {
+                int comma = v.indexOf(',');
+                return Optional.of(java.nio.file.Path.of(comma < 0 ? v.substring(5) : v.substring(5, comma)));
+            }
+        }
+        return Optional.empty();
+    }
+
     /** Adds {@code -incoming defer}: the standby starts, then waits for device state. */
     public DomainXml asIncomingStandby() {
         DomainXml c = copy();

@@ -73,6 +73,13 @@ public final class LibvirtHypervisor implements Hypervisor {
     /** Our end of a socketpair whose other end QEMU holds under {@code name}. */
     private record ArmedStream(String name, Fd local) {}
 
+    /** colo's direct QMP monitor per running domain (by UUID); empty when it has none, or it did not answer until {@code retryAtNs}. */
+    private record Monitor(Optional<DirectMonitor> monitor, long retryAtNs) {}
+
+    private final ConcurrentHashMap<String, Monitor> monitors = new ConcurrentHashMap<>();
+    /** The QEMU process of each running domain (UUID@libvirt id), asked of libvirt once per start. */
+    private final ConcurrentHashMap<String, String> processKeys = new ConcurrentHashMap<>();
+
     /** Devices-only saves go into a memfd that QEMU holds as fdset {@code fdset}; per domain uuid@id. */
     private final ConcurrentHashMap<String, DevicesFile> devicesFiles = new ConcurrentHashMap<>();
 
@@ -213,6 +220,7 @@ public final class LibvirtHypervisor implements Hypervisor {
 
     @Override
     public void start(DomainRef domain, boolean paused) {
+        DomainXml.parse(describe(domain, true)).directMonitor().ifPresent(this::monitorDirectory);
         withDomain(domain, paused ? "start paused" : "start", d -> {
             if (d.isActive() == 1) {
                 // Drivers disagree on the code (QEMU: operation invalid, test driver: internal
@@ -226,6 +234,11 @@ public final class LibvirtHypervisor implements Hypervisor {
     }
 
     private void dropArmed(DomainRef domain) {
+        processKeys.remove(domain.uuid());
+        Monitor m = monitors.remove(domain.uuid());
+        if (m != null) {
+            m.monitor().ifPresent(DirectMonitor::close);
+        }
         devicesFiles.entrySet().removeIf(e -> {
             if (e.getKey().startsWith(domain.uuid())) {
                 e.getValue().close();
@@ -459,7 +472,73 @@ public final class LibvirtHypervisor implements Hypervisor {
     }
 
     private String processKey(DomainRef domain) {
-        return domain.uuid() + "@" + withDomain(domain, "get domain id", Domain::getID);
+        return processKeys.computeIfAbsent(domain.uuid(), u -> u + "@" + withDomain(domain, "get domain id", Domain::getID));
+    }
+
+    // --- colo's direct monitor ---
+
+    /** QEMU makes its monitor socket itself, as its own user: the directory must be that user's. */
+    private void monitorDirectory(Path socket) {
+        Path dir = socket.getParent();
+        try {
+            java.nio.file.Files.createDirectories(dir);
+            java.nio.file.Files.setOwner(dir, dir.getFileSystem().getUserPrincipalLookupService().lookupPrincipalByName(guestUser()));
+            java.nio.file.Files.setPosixFilePermissions(dir, java.nio.file.attribute.PosixFilePermissions.fromString("rwx------"));
+        } catch (IOException e) {
+            throw new HypervisorException(Kind.FAILED, "cannot prepare " + dir + " for QEMU's monitor socket: " + e.getMessage(), e);
+        }
+    }
+
+    /** The domain's direct monitor, connected on first use; empty when the domain has none (or it is not answering). */
+    private Optional<DirectMonitor> direct(DomainRef domain) {
+        Monitor m = monitors.get(domain.uuid());
+        if (m != null && (m.monitor().map(DirectMonitor::open).orElse(false) || (m.monitor().isEmpty() && System.nanoTime() < m.retryAtNs()))) {
+            return m.monitor();
+        }
+        Optional<Path> socket = DomainXml.parse(describe(domain, false)).directMonitor();
+        Optional<DirectMonitor> made = Optional.empty();
+        if (socket.isPresent()) {
+            try {
+                made = Optional.of(DirectMonitor.connect(socket.get(), Duration.ofSeconds(2)));
+            } catch (IOException e) {
+                log.warn("direct QMP monitor not answering; using libvirt's vm={} socket={} reason={}", domain.name(), socket.get(), e.getMessage());
+            }
+        }
+        // A domain without one is asked again only after a restart; one that did not answer, in 5 s.
+        monitors.put(domain.uuid(), new Monitor(made, socket.isPresent() ? System.nanoTime() + 5_000_000_000L : Long.MAX_VALUE));
+        return made;
+    }
+
+    /**
+     * Runs {@code command} on colo's direct monitor when the domain has one, else (or if it fails
+     * without an answer) through libvirt. A QMP error or a timeout is final either way.
+     */
+    private JsonNode directOrLibvirt(DomainRef domain, String command, ObjectNode arguments, Duration timeout) {
+        Blocking.assertAllowed("QMP " + command);
+        Optional<DirectMonitor> m = direct(domain);
+        if (m.isPresent()) {
+            try {
+                return m.get().execute(command, arguments, timeout);
+            } catch (QmpException e) {
+                throw e;
+            } catch (HypervisorException e) {
+                if (e.kind() == Kind.TIMEOUT) {
+                    throw e;
+                }
+                log.warn("direct QMP monitor failed; using libvirt's vm={} command={} reason={}", domain.name(), command, e.getMessage());
+            }
+        }
+        return qmp(domain, command, arguments, timeout);
+    }
+
+    @Override
+    public void pause(DomainRef domain, Duration timeout) {
+        directOrLibvirt(domain, "stop", null, timeout);
+    }
+
+    @Override
+    public void resume(DomainRef domain, Duration timeout) {
+        directOrLibvirt(domain, "cont", null, timeout);
     }
 
     @Override
@@ -513,9 +592,9 @@ public final class LibvirtHypervisor implements Hypervisor {
         Blocking.assertAllowed("save devices");
         long deadline = System.nanoTime() + timeout.toNanos();
         long t0 = System.nanoTime();
-        DomainState now = state(domain);
-        if (now != DomainState.PAUSED) {
-            throw new HypervisorException(Kind.INVALID_STATE, "devices-only save of " + domain.name() + " needs a paused domain, it is " + now);
+        String status = directOrLibvirt(domain, "query-status", null, remaining(deadline)).path("status").asText();
+        if (status.equals("running")) {
+            throw new HypervisorException(Kind.INVALID_STATE, "devices-only save of " + domain.name() + " needs a paused domain, it is running");
         }
         String key = processKey(domain);
         DevicesFile file = devicesFile(domain, key, remaining(deadline));
@@ -523,7 +602,7 @@ public final class LibvirtHypervisor implements Hypervisor {
             file.writeOnly().rewind();
             long t1 = System.nanoTime();
             // QEMU opens the fdset member with O_TRUNC: every save starts from an empty file.
-            qmp(domain, "xen-save-devices-state", JsonNodeFactory.instance.objectNode().put("filename", "/dev/fdset/" + file.fdset())
+            directOrLibvirt(domain, "xen-save-devices-state", JsonNodeFactory.instance.objectNode().put("filename", "/dev/fdset/" + file.fdset())
                     .put("live", false), remaining(deadline));
             long t2 = System.nanoTime();
             byte[] bytes = file.read().readAll();

@@ -139,4 +139,19 @@ class DomainXmlTest {
                 .hasMessageContaining("comma");
         assertThatThrownBy(() -> DomainXml.parse(APP_XML).withReplicatedDisk("vdc", p, p, p)).hasMessageContaining("no disk 'vdc'");
     }
+
+    @Test
+    void aDirectMonitorIsAddedOnceAndFoundAgain() {
+        java.nio.file.Path sock = java.nio.file.Path.of("/run/colo/qmp/colo-monitor-web1.sock");
+        DomainXml x = DomainXml.parse(OPERATOR_XML).withDirectMonitor(sock).asIncomingStandby();
+        assertThat(x.toXml()).contains("value=\"-qmp\"").contains("unix:/run/colo/qmp/colo-monitor-web1.sock,server=on,wait=off");
+        assertThat(x.directMonitor()).contains(sock);
+        java.nio.file.Path other = java.nio.file.Path.of("/run/colo/qmp/colo-monitor-web2.sock");
+        DomainXml again = x.withDirectMonitor(other);
+        assertThat(again.directMonitor()).contains(other);
+        assertThat(again.toXml().split("-qmp", -1)).hasSize(2);
+        assertThat(DomainXml.parse(OPERATOR_XML).directMonitor()).isEmpty();
+        assertThatThrownBy(() -> DomainXml.parse(OPERATOR_XML).withDirectMonitor(java.nio.file.Path.of("/run/x.sock")))
+                .hasMessageContaining("colo-monitor-");
+    }
 }
