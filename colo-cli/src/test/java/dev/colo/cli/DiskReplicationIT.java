@@ -33,6 +33,9 @@ class DiskReplicationIT {
             assertThat(lab.a.logText()).contains("event=disk_copied");
             awaitServing(lab, Duration.ofSeconds(120));
             System.out.printf("disk: paired and serving %.1f s after colo pair%n", (System.nanoTime() - t0) / 1e9);
+            // What an operator sees (docs/operations.md quotes it): the disks on both sides.
+            ColoRun.shown("status", "--socket", lab.a.socket.toString());
+            ColoRun.shown("status", "--socket", lab.b.socket.toString());
             return lab;
         } catch (Exception | AssertionError e) {
             lab.close();

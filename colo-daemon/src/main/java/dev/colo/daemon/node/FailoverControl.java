@@ -37,6 +37,11 @@ final class FailoverControl {
         /** Secondary: the SVM is stale; retire it. */
         default void abandonSvm(String reason) {
         }
+
+        /** Secondary: ICMP echo replies the running SVM has sent so far (it gets pings only through the primary). */
+        default long svmEchoReplies() {
+            return 0;
+        }
     }
 
     private final DaemonConfig cfg;
@@ -152,19 +157,21 @@ final class FailoverControl {
     private static final long WATCH_PERIOD_NS = 100_000_000L;
 
     /**
-     * Secondary: once the primary has been silent as long as it waits before giving us up (its
-     * heartbeat timeout; the link closing counts at once), ask over the LAN whether the VM still
+     * Secondary: from the moment the primary falls silent, ask over the LAN whether the VM still
      * answers. If it does while the primary says nothing to us, the primary serves without us (it
      * outlived the link) and our SVM must never be promoted: promoting it after the primary dies
      * would roll back everything clients were told since. Only a VM silent all along may be
-     * taken over. A shorter silence proves nothing: the primary still holds the VM's output for
-     * our SVM then, and a ping answered through the comparator matched our SVM's own answer (on a
-     * busy pair a 150 ms gap between heartbeats retired a sound SVM this way).
+     * taken over.
+     *
+     * <p>An answer counts only if our SVM sent no echo reply meanwhile: the SVM gets pings only
+     * through the primary, so if it answered one, the primary still forwards to us and protects,
+     * and the answer we got was released because it matched the SVM's own. Heartbeats can be late
+     * on a busy pair while everything else flows; such an answer once retired a sound SVM.
      */
     private void watchVmAddress(long now) {
         State st = sm.state();
         boolean following = st == State.STANDBY || st == State.PROBING;
-        boolean silent = now - lastHeartbeatNs > cfg.link().heartbeatTimeoutMs() * 1_000_000L || !link.connected();
+        boolean silent = now - lastHeartbeatNs > 3 * cfg.link().heartbeatIntervalMs() * 1_000_000L || !link.connected();
         if (!following || !silent) {
             silentSinceNs = -1;
             return;
@@ -178,9 +185,10 @@ final class FailoverControl {
         watchInFlight = true;
         lastWatchNs = now;
         long asked = now;
+        long echoesBefore = target.get().svmEchoReplies();
         reach.vmAddress().thenAccept(a -> control.execute(() -> {
             watchInFlight = false;
-            if (a.answered() && silentSinceNs >= 0 && lastHeartbeatNs < asked) {
+            if (a.answered() && silentSinceNs >= 0 && lastHeartbeatNs < asked && target.get().svmEchoReplies() == echoesBefore) {
                 sm.onPrimaryServesWithoutUs(a.evidence() + " " + (runtime.nowNs() - silentSinceNs) / 1_000_000 + " ms after it fell silent",
                         runtime.nowNs());
                 mirror();

@@ -55,6 +55,10 @@ final class SecondaryRole implements FailoverControl.Target {
     private volatile SecondaryCheckpointSink sink;
     /** The current pairing's disk copies and overlays; null for a VM without disks. */
     private volatile SvmDisks svmDisks;
+    /** ICMP echo replies the running SVM sent (path lane writes, the failover watch reads). */
+    private volatile long svmEchoReplies;
+    private final dev.colo.proxy.packet.PacketView svmView = new dev.colo.proxy.packet.PacketView();
+
     /** Pair requests taken so far; one whose disk copies opened after a newer one came is dropped. Control lane. */
     private long pairRequests;
     private PairRequest protecting;
@@ -124,6 +128,9 @@ final class SecondaryRole implements FailoverControl.Target {
                 f.release();
             }
         } else if (name.equals(currentSvm)) {
+            if (svmView.parse(f.ethernet()).classification() == dev.colo.proxy.packet.Classification.ICMP && svmView.icmpType() == 0) {
+                svmEchoReplies++;
+            }
             secondaryPath.onSvmFrame(f);
         } else {
             f.release();
@@ -485,6 +492,11 @@ final class SecondaryRole implements FailoverControl.Target {
 
     String currentSvm() {
         return currentSvm;
+    }
+
+    @Override
+    public long svmEchoReplies() {
+        return svmEchoReplies;
     }
 
     /** The current pairing's disk copies (null: none). */

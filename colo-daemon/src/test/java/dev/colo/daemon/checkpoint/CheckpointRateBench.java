@@ -62,15 +62,31 @@ public final class CheckpointRateBench {
                         + " + shadow %d MiB%n", "", rig.secondaryDomains(), rig.secondaryQemuRssBytes() >> 20, mib);
                 if (reuse && direct && soak > 0) {
                     long s0 = System.nanoTime();
-                    for (int i = 0; i < soak; i++) {
-                        CheckpointRecord r = rig.checkpoint(Trigger.ON_DEMAND, "soak");
-                        if (!r.committed()) {
-                            throw new IllegalStateException("soak checkpoint " + r.seq() + " failed: " + r.outcome());
+                    // One echo connection to the PVM lives through the whole soak: its TCP state is paused and resumed each time.
+                    try (java.net.Socket echo = rig.lanA.ns().call(() -> {
+                        java.net.Socket e = new java.net.Socket();
+                        e.connect(new java.net.InetSocketAddress(dev.colo.lab.LabLan.GUEST_IP, 7), 10_000);
+                        e.setSoTimeout(30_000);
+                        return e;
+                    })) {
+                        java.io.BufferedReader in = new java.io.BufferedReader(new java.io.InputStreamReader(echo.getInputStream(),
+                                java.nio.charset.StandardCharsets.US_ASCII));
+                        java.util.Random rnd = new java.util.Random(soak);
+                        for (int i = 0; i < soak; i++) {
+                            CheckpointRecord r = rig.checkpoint(Trigger.ON_DEMAND, "soak");
+                            if (!r.committed()) {
+                                throw new IllegalStateException("soak checkpoint " + r.seq() + " failed: " + r.outcome());
+                            }
+                            rig.assertSvmIsACopyOfThePvm();
+                            String line = Long.toHexString(rnd.nextLong());
+                            echo.getOutputStream().write((line + "\n").getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+                            if (!line.equals(in.readLine())) {
+                                throw new IllegalStateException("the echo stream broke after soak checkpoint " + r.seq());
+                            }
                         }
-                        rig.assertSvmIsACopyOfThePvm();
                     }
-                    System.out.printf("  soak: %d in-place checkpoints, each followed by a count from the SVM and the PVM: all continuous (%.0f s)%n",
-                            soak, (System.nanoTime() - s0) / 1e9);
+                    System.out.printf("  soak: %d in-place checkpoints, each followed by a count from the SVM and the PVM and a line on one "
+                            + "long echo connection: all continuous (%.0f s)%n", soak, (System.nanoTime() - s0) / 1e9);
                 }
             }
         }

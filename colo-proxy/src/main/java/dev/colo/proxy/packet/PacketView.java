@@ -264,6 +264,11 @@ public final class PacketView {
         return new FlowKey(vlan, kind, srcHi, srcLo, dstHi, dstLo, srcPort, dstPort);
     }
 
+    /** The ICMP type of an ICMP (or ICMPv6) packet: 0 is an IPv4 echo reply. Only for {@link Classification#ICMP}. */
+    public int icmpType() {
+        return buf.getUnsignedByte(l4Offset);
+    }
+
     /** Bytes after the IP header (to the end of the IP packet), as UDP/ICMP comparison wants. */
     public int afterIpOffset() {
         return l4Offset;
