@@ -367,9 +367,11 @@ final class SecondaryRole implements FailoverControl.Target {
             }
             int unackedConnections = secondaryPath.unacked().connections();
             int resent = secondaryPath.resendUnacked();
+            int nudged = secondaryPath.nudgeClients();
             ctx.events().info("promoted", "SVM promoted: it now serves clients directly on the LAN, live TCP connections kept", "term", term,
                     "svm", currentSvm, "rewritten_connections", secondaryPath.rewriter().connections(),
-                    "resent_segments", resent, "resent_connections", unackedConnections, "promote_ms", (ctx.now() - t0) / 1_000_000,
+                    "resent_segments", resent, "resent_connections", unackedConnections, "nudged_connections", nudged,
+                    "promote_ms", (ctx.now() - t0) / 1_000_000,
                     "since_last_heartbeat_ms", detectedAfterMs);
             if (req != null) {
                 path.schedule(200_000_000L, () -> announce(req));

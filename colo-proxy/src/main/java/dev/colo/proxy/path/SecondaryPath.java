@@ -41,6 +41,7 @@ public final class SecondaryPath {
     private final int maxBuffered;
     private final ArrayDeque<Kept> kept = new ArrayDeque<>();
     private final UnackedSvmOutput unacked;
+    private final ClientNudges nudges = new ClientNudges();
     private State state = State.NO_SVM;
     private long generation;
     private long bufferOverflowDropped;
@@ -154,6 +155,7 @@ public final class SecondaryPath {
         rewriter.intoSvm(frame.ethernet());
         if (state == State.FOLLOWING) {
             unacked.onClientInput(frame);
+            nudges.onClientInput(frame);
         }
         toSvm.accept(frame);
     }
@@ -172,6 +174,7 @@ public final class SecondaryPath {
             case PROMOTED -> toClientDirect.accept(frame);
             case FOLLOWING, RELOADING -> {
                 unacked.onSvmOutput(frame);
+                nudges.onSvmOutput(frame);
                 toPrimary.accept(generation, frame);
             }
             default -> frame.release();
@@ -191,6 +194,7 @@ public final class SecondaryPath {
         state(State.FOLLOWING);
         rewriter.onCheckpoint();
         unacked.clear();
+        nudges.clear();
         Iterator<Kept> it = kept.iterator();
         while (it.hasNext()) {
             Kept k = it.next();
@@ -267,6 +271,7 @@ public final class SecondaryPath {
         releaseKept();
         if (!hadSvm) {
             unacked.clear();
+            nudges.clear();
         }
     }
 
@@ -289,6 +294,24 @@ public final class SecondaryPath {
 
     public UnackedSvmOutput unacked() {
         return unacked;
+    }
+
+    /**
+     * Right after promotion, after {@link #resendUnacked}: duplicate ACKs from the SVM to each
+     * client it talked to since its checkpoint, so that one whose request was lost meanwhile sends it
+     * again now rather than when its backed-off timer fires ({@link ClientNudges}). Returns how many
+     * connections were nudged.
+     */
+    public int nudgeClients() {
+        if (state != State.PROMOTED) {
+            return 0;
+        }
+        int connections = nudges.connections();
+        for (Frame f : nudges.drain()) {
+            rewriter.outOfSvm(f.ethernet(), true);
+            toClientDirect.accept(f);
+        }
+        return connections;
     }
 
     private void releaseKept() {

@@ -335,6 +335,45 @@ class PathTest {
     }
 
     @Test
+    void atPromotionClientsGetDuplicateAcksAtTheSvmsNumbersShifted() {
+        SecondaryPath s = secondary(10);
+        s.onSvmStarting(1);
+        s.onIngress(1, false, f.tcpIn(40000, 80, 100, 0, TCP_SYN, new byte[0]));
+        s.onSvmFrame(f.tcp(80, 40000, 7000, 101, TCP_SYN | TCP_ACK, new byte[0]));
+        s.onIngress(1, false, f.tcpIn(40000, 80, 101, 90_001, TCP_ACK, "GET".getBytes()));
+        s.onSvmFrame(f.tcp(80, 40000, 7001, 104, TCP_ACK, "ans".getBytes()));
+        // A connection the SVM only answered a SYN on (the client may still be in SYN-SENT): no nudge.
+        s.onIngress(1, false, f.tcpIn(40002, 80, 500, 0, TCP_SYN, new byte[0]));
+        s.onSvmFrame(f.tcp(80, 40002, 3000, 501, TCP_SYN | TCP_ACK, new byte[0]));
+        // A connection the client reset: no nudge.
+        s.onSvmFrame(f.tcp(80, 40003, 4000, 700, TCP_ACK, "x".getBytes()));
+        s.onIngress(1, false, f.tcpIn(40003, 80, 700, 4001, PacketView.TCP_RST, new byte[0]));
+        s.promote();
+        assertThat(s.nudgeClients()).isEqualTo(1);
+        assertThat(direct).hasSize(ClientNudges.COPIES);
+        for (Frame d : direct) {
+            PacketView v = new PacketView().parse(d.ethernet());
+            assertThat(Frames.tcpChecksumValid(d.ethernet())).isTrue();
+            assertThat(v.tcpFlags()).isEqualTo(TCP_ACK);
+            assertThat(v.payloadLength()).isZero();
+            assertThat(v.dstPort()).isEqualTo(40000);
+            // The SVM's next byte, in the PVM's numbers the client knows (the PVM's ISN was 90000).
+            assertThat(v.seq()).isEqualTo(90_004L);
+            assertThat(v.ack()).isEqualTo(104L);
+            byte[] ip = new byte[20];
+            d.ethernet().getBytes(v.l3Offset(), ip);
+            assertThat(dev.colo.proxy.packet.Checksums.sum(ip, 0, 20, 0)).as("IP header checksum").isEqualTo(0xffff);
+            assertThat(d.ethernet().getUnsignedShort(v.l3Offset() + 2)).isEqualTo(40);
+        }
+        assertThat(s.nudgeClients()).as("once").isZero();
+        for (List<Frame> l : List.of(toSvm, svmToPrimary, direct)) {
+            l.forEach(Frame::release);
+            l.clear();
+        }
+        s.close();
+    }
+
+    @Test
     void aNewSvmForgetsTheOldOnesUnacknowledgedOutputAndTheBoundHolds() {
         SecondaryPath s = new SecondaryPath(toSvm::add, (g, fr) -> svmToPrimary.add(fr), direct::add, 10, 400);
         s.onSvmStarting(1);
