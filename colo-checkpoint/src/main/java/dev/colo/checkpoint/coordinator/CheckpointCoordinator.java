@@ -141,9 +141,21 @@ public final class CheckpointCoordinator {
 
     /** Starts protection: the first checkpoint is a full one. */
     public void start(long nowNs) {
+        start(nowNs, false);
+    }
+
+    /**
+     * Starts protection. With {@code precopied}, guest RAM already went to the secondary while the
+     * PVM ran, so the first checkpoint ships only what changed since (not full); if it fails, the
+     * next one is full as after any abort.
+     */
+    public void start(long nowNs, boolean precopied) {
         started = true;
         lastCommitNs = nowNs;
-        onTrigger(Trigger.RESYNC, "first checkpoint of the pair", nowNs);
+        if (precopied) {
+            needFull = false;
+        }
+        onTrigger(Trigger.RESYNC, precopied ? "first checkpoint of the pair, after the RAM pre-copy" : "first checkpoint of the pair", nowNs);
     }
 
     private void begin(Trigger t, String why, long nowNs) {

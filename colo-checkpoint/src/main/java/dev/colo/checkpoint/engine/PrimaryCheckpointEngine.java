@@ -51,6 +51,8 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
     private static final Logger log = LoggerFactory.getLogger(PrimaryCheckpointEngine.class);
     private static final Duration QMP = Duration.ofSeconds(5);
     private static final long SEND_RETRY_NS = 1_000_000L;
+    /** Rounds of copying guest RAM while the PVM runs, before the first checkpoint of a pairing. */
+    static final int PRECOPY_ROUNDS = 5;
 
     /** What the engine tells the node (the proxy's path, metrics). */
     public interface Listener {
@@ -95,6 +97,8 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
     private final CheckpointCoordinator coordinator;
     private final LongSupplier term;
     private final DiskEpochs disks;
+    /** The number the first checkpoint of this engine will have (the pre-copy is labelled with it). */
+    private final long firstSeq;
     private Cancellable ticker = Cancellable.NONE;
     /** The checkpoint being shipped; a shipment that waits for the link stops once it was abandoned. */
     private volatile long shippingSeq = -1;
@@ -128,6 +132,7 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
     public PrimaryCheckpointEngine(String pair, NodeRuntime runtime, Hypervisor hv, DomainRef pvm, LinkPort link, Codec codec,
             CoordinatorConfig config, Listener listener, long lastSeq, LongSupplier term, DiskEpochs disks) {
         this.disks = disks;
+        this.firstSeq = lastSeq + 1;
         this.pair = pair;
         this.runtime = runtime;
         this.hv = hv;
@@ -169,7 +174,7 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
                 return;
             }
             life.tryTransition(LifeCycle.State.RUNNING);
-            post(() -> coordinator.start(now()));
+            precopy(1, firstSeq, now(), 0);
         }));
         ticker = coordinatorLane.every(50_000_000L, 50_000_000L, life.guard(() -> coordinator.doWork(now())));
     }
@@ -345,19 +350,61 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
      * worker lane (never a blocked thread), bounded by the ship step's timeout.
      */
     private void sendAll(long seq, Iterator<Envelope> rest, long wire) {
+        send(rest, () -> shippingSeq == seq, () -> {
+            long t = now();
+            post(() -> coordinator.onShipped(seq, wire, t));
+        });
+    }
+
+    /** Sends {@code rest} with backpressure, then runs {@code done}; gives up quietly once {@code still} says no. Worker lane. */
+    private void send(Iterator<Envelope> rest, java.util.function.BooleanSupplier still, Runnable done) {
         while (rest.hasNext()) {
             if (!link.writable()) {
                 worker.schedule(SEND_RETRY_NS, life.guard(() -> {
-                    if (shippingSeq == seq) {
-                        sendAll(seq, rest, wire);
+                    if (still.getAsBoolean()) {
+                        send(rest, still, done);
                     }
                 }));
                 return;
             }
             link.send(rest.next());
         }
-        long t = now();
-        post(() -> coordinator.onShipped(seq, wire, t));
+        done.run();
+    }
+
+    /**
+     * Pairing without a long pause: before the first checkpoint, guest RAM goes to the secondary
+     * while the PVM runs, in rounds: all of it, then what changed meanwhile, until little changes
+     * (or {@link #PRECOPY_ROUNDS} rounds). Each round's pages pass through the shadow, so the first
+     * checkpoint's pause only finds and ships what changed since the last round. Worker lane.
+     */
+    private void precopy(int round, long firstSeq, long t0, long sentPages) {
+        long[] pages;
+        if (round == 1) {
+            shadow.copyAll(ram); // the PVM writes on meanwhile: the next rounds and the checkpoint catch that
+            pages = LongStream.range(0, ram.pageCount()).toArray();
+        } else {
+            pages = scanner.scanAndUpdate(ram, shadow);
+        }
+        boolean last = round >= PRECOPY_ROUNDS || (round > 1 && pages.length <= Math.max(256, ram.pageCount() / 200));
+        long total = sentPages + pages.length;
+        Runnable next = () -> {
+            if (!last) {
+                precopy(round + 1, firstSeq, t0, total);
+                return;
+            }
+            log.atInfo().addKeyValue("pair", pair).addKeyValue("domain", pvm.name()).addKeyValue("rounds", round).addKeyValue("pages", total)
+                    .addKeyValue("last_round_pages", pages.length).addKeyValue("precopy_ms", String.format("%.1f", (now() - t0) / 1e6))
+                    .log("guest RAM copied to the secondary while the PVM ran; the first checkpoint ships only what changed since");
+            post(() -> coordinator.start(now(), true));
+        };
+        if (pages.length == 0) {
+            next.run();
+            return;
+        }
+        PageBatches.Encoded enc = PageBatches.encode(firstSeq, pages, shadow, codec, 256);
+        Iterator<Envelope> batches = enc.batches().stream().map(b -> envelope(Envelope.newBuilder().setPrecopy(b))).iterator();
+        send(batches, life::accepting, next);
     }
 
 

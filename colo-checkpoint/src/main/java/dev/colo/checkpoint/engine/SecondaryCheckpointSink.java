@@ -15,6 +15,7 @@ import dev.colo.checkpoint.link.proto.Role;
 import dev.colo.checkpoint.link.proto.Status;
 import dev.colo.checkpoint.ship.CheckpointAssembler;
 import dev.colo.checkpoint.ship.CorruptBatchException;
+import dev.colo.checkpoint.ship.PageBatches;
 import dev.colo.hypervisor.DeviceState;
 import dev.colo.hypervisor.DomainRef;
 import dev.colo.hypervisor.GuestRam;
@@ -152,6 +153,10 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
     private final Map<String, Long> diskSizes;
     /** Why the copy of the disks made while pairing failed; the pairing cannot protect and must start again. */
     private String diskFailure;
+    /** Guest RAM pre-copied into the shadow after the filled standby was filled: it must be filled again. */
+    private boolean precopied;
+    /** Why a pre-copied batch was refused: the checkpoint that builds on it cannot be taken. */
+    private String precopyFailure;
     /** Copy batches written per disk (they come numbered without gaps). */
     private final Map<String, Long> copyBatches = new HashMap<>();
 
@@ -347,6 +352,17 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
                         assembling.onDeviceState(e.getDeviceState());
                     }
                 }
+                case PRECOPY -> {
+                    if (svm == null && state == State.IDLE && precopyFailure == null) {
+                        try {
+                            PageBatches.apply(PageBatches.verify(e.getPrecopy(), e.getPrecopy().getCheckpointSeq(),
+                                    guestRamBytes / GuestRam.PAGE_SIZE), new ShadowRam(shadow));
+                            precopied = true;
+                        } catch (CorruptBatchException ex) {
+                            precopyFailure = ex.getMessage();
+                        }
+                    }
+                }
                 case DISK_WRITES -> {
                     DiskWrites d = e.getDiskWrites();
                     if (d.getSeed()) {
@@ -429,6 +445,13 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
         if (diskFailure != null) {
             nack(seq, Status.NOT_PAIRED, "the copy of the disks made while pairing failed (" + diskFailure + "); pair again");
             drop(seq, "disk copy failed");
+            return;
+        }
+        if (precopyFailure != null && assembling != null && assembling.seq() == seq && !assembling.full()) {
+            String why = precopyFailure;
+            precopyFailure = null; // the full retry replaces every page
+            nack(seq, Status.CORRUPT, "the RAM copied before this checkpoint was damaged (" + why + "); send it in full");
+            drop(seq, "pre-copy damaged");
             return;
         }
         if (state != State.ASSEMBLING || assembling == null || assembling.seq() != seq || assemblyFailure != null) {
@@ -591,8 +614,9 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
         StandbyPool.Filled standby = pool.takeFilled();
         byte[] device;
         try {
-            if (reuseSvm && !assembling.full() && committedSeq > 0) {
-                // Filled before checkpoints that went in place: it must start from the shadow of now.
+            if (!assembling.full() && (reuseSvm && committedSeq > 0 || precopied)) {
+                // Filled before checkpoints that went in place, or before the RAM pre-copy reached the
+                // shadow: it must start from the shadow of now.
                 pool.refill(standby.ram());
             }
             device = assembling.verify(c, diskSizes);
@@ -652,6 +676,7 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
         pendingCommit = null;
         state(State.IDLE, "checkpoint " + seq + " runs as the SVM");
         committedSeq = seq;
+        precopied = false;
         DomainRef retired = svm;
         ReusableSvm retiredChannel = inPlace;
         GuestRam retiredRam = svmRam;

@@ -93,7 +93,7 @@ final class LinkRouter implements PeerLink.Listener {
                 // liveness only, recorded above
             }
             case FRAMES -> path.execute(() -> node.onFrames(m.getFrames()));
-            case CHECKPOINT_BEGIN, PAGES, DISK_WRITES, DEVICE_STATE, CHECKPOINT_COMMIT, CHECKPOINT_ABORT -> node.onCheckpointMessage(m);
+            case CHECKPOINT_BEGIN, PRECOPY, PAGES, DISK_WRITES, DEVICE_STATE, CHECKPOINT_COMMIT, CHECKPOINT_ABORT -> node.onCheckpointMessage(m);
             case CHECKPOINT_ACK -> node.onCheckpointAck(m.getCheckpointAck());
             case PAIR_REQUEST -> control.execute(() -> node.onPairRequest(m.getTerm(), m.getPairRequest()));
             case PAIR_REPLY -> control.execute(() -> node.onPairReply(m.getPairReply()));

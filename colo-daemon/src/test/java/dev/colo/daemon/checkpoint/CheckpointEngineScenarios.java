@@ -37,7 +37,8 @@ abstract class CheckpointEngineScenarios {
 
     @Test
     void everyCheckpointMakesTheSvmAnExactCopy() throws Exception {
-        assertThat(rig.records().get(0).full()).as("the first checkpoint of a pairing is full").isTrue();
+        // Guest RAM went over while the PVM ran: the pairing's first checkpoint ships only what changed since.
+        assertThat(rig.records().get(0).full()).as("the first checkpoint of a pairing follows the RAM pre-copy").isFalse();
         rig.assertSvmIsACopyOfThePvm();
         for (int i = 0; i < checkpoints(); i++) {
             rig.guestWorks();
