@@ -117,8 +117,8 @@ final class DaemonCommands {
             }
             JsonNode copy = r.path("disk_copy");
             if (!copy.isMissingNode()) {
-                o.printf("  disk copy            %s of %s, %.1f MiB/s, about %d s left%n", bytes(copy.path("done_bytes").asLong()),
-                        bytes(copy.path("total_bytes").asLong()), copy.path("rate_mib_s").asDouble(), copy.path("eta_s").asLong());
+                o.printf("  disk copy            %s of %s, %.1f MiB/s, %s%n", bytes(copy.path("done_bytes").asLong()),
+                        bytes(copy.path("total_bytes").asLong()), copy.path("rate_mib_s").asDouble(), timeLeft(copy));
             }
             for (JsonNode d : r.path("disks")) {
                 if (d.has("mirror")) {
@@ -197,8 +197,8 @@ final class DaemonCommands {
                     }
                     long done = copy.path("done_bytes").asLong();
                     long total = copy.path("total_bytes").asLong();
-                    String line = String.format(java.util.Locale.ROOT, "copying disks: %s of %s (%d%%), %.1f MiB/s, about %d s left", bytes(done),
-                            bytes(total), total > 0 ? done * 100 / total : 0, copy.path("rate_mib_s").asDouble(), copy.path("eta_s").asLong());
+                    String line = String.format(java.util.Locale.ROOT, "copying disks: %s of %s (%d%%), %.1f MiB/s, %s", bytes(done),
+                            bytes(total), total > 0 ? done * 100 / total : 0, copy.path("rate_mib_s").asDouble(), timeLeft(copy));
                     if (!line.equals(last) && System.nanoTime() - lastPrinted > 3_000_000_000L) {
                         err().println(line);
                         err().flush();
@@ -396,6 +396,12 @@ final class DaemonCommands {
 
     static String age(long ms) {
         return ms < 1000 ? ms + " ms" : ms < 120_000 ? ms / 1000 + " s" : ms / 60_000 + " min";
+    }
+
+    /** The copy's time left; before the first rate is known the daemon reports -1. */
+    static String timeLeft(JsonNode copy) {
+        long eta = copy.path("eta_s").asLong(-1);
+        return eta < 0 ? "time left not known yet" : "about " + eta + " s left";
     }
 
     static String bytes(long b) {

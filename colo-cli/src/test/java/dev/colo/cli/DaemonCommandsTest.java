@@ -183,6 +183,13 @@ class DaemonCommandsTest {
     }
 
     @Test
+    void aDiskCopyWithoutARateYetSaysItsTimeLeftIsNotKnown() throws Exception {
+        assertThat(DaemonCommands.timeLeft(ControlClient.JSON.readTree("{\"eta_s\":-1}"))).isEqualTo("time left not known yet");
+        assertThat(DaemonCommands.timeLeft(ControlClient.JSON.readTree("{}"))).isEqualTo("time left not known yet");
+        assertThat(DaemonCommands.timeLeft(ControlClient.JSON.readTree("{\"eta_s\":42}"))).isEqualTo("about 42 s left");
+    }
+
+    @Test
     void aMissingDaemonIsExplained() {
         ColoRun r = colo("status", "--socket", socket.resolveSibling("absent.sock").toString());
         assertThat(r.code()).isEqualTo(ExitCodes.DAEMON_UNREACHABLE);
