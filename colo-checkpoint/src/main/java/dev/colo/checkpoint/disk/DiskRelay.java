@@ -20,7 +20,8 @@ import org.slf4j.LoggerFactory;
  *   <li>{@link Mode#LOGGING}: from the first checkpoint's pause on, writes are kept in the
  *       {@link DiskWriteLog}, cut into epochs at each pause, shipped with the checkpoints and dropped
  *       once acknowledged. Past {@code triggerBytes} it asks for a checkpoint; past
- *       {@code limitBytes} the guest's writes wait for one.
+ *       {@code limitBytes} the guest's writes wait for one, except while a checkpoint pauses the PVM
+ *       (its {@code stop} waits for the writes in flight, so they must be taken: {@link #pausing}).
  *   <li>{@link Mode#KEEPING}: protection was lost (the secondary or the link went away): writes are
  *       still kept, never waited for, so that a later pairing can bring the secondary's copy up to
  *       date from them instead of copying the whole disk; past {@code limitBytes} they are dropped
@@ -67,6 +68,10 @@ public final class DiskRelay implements DiskWriteTarget {
     private boolean copyConfirmed;
     private long writeCount;
     private boolean triggered;
+    /** A checkpoint's pause is under way (until its cut): writes are taken even past the limit. */
+    private boolean pauseComing;
+    /** The copy lost a batch to a down link: said once, the first checkpoint refuses the copy. */
+    private boolean copyBatchLost;
 
     public DiskRelay(String disk, long size, Codec codec, Link link, long triggerBytes, long limitBytes) {
         this.disk = disk;
@@ -105,8 +110,12 @@ public final class DiskRelay implements DiskWriteTarget {
         switch (mode) {
             case COPYING -> {
                 copiedBytes += e.held();
-                if (!link.send(DiskBatches.batch(0, (int) copyBatches++, disk, 0, List.of(e), codec, true))) {
-                    log.atDebug().addKeyValue("disk", disk).log("disk copy waits for the replication link");
+                if (!link.send(DiskBatches.batch(0, (int) copyBatches++, disk, 0, List.of(e), codec, true)) && !copyBatchLost) {
+                    // The secondary counts the copy's batches: the first checkpoint finds this one
+                    // missing and the pairing starts again.
+                    copyBatchLost = true;
+                    log.atWarn().addKeyValue("disk", disk).addKeyValue("batch", copyBatches - 1)
+                            .log("disk copy batch lost: the replication link is down; the secondary will refuse this copy at the first checkpoint");
                 }
             }
             case LOGGING -> {
@@ -141,7 +150,7 @@ public final class DiskRelay implements DiskWriteTarget {
     public synchronized boolean writable() {
         return switch (mode) {
             case COPYING -> link.writable();
-            case LOGGING -> writes.heldBytes() < limitBytes;
+            case LOGGING -> pauseComing || writes.heldBytes() < limitBytes;
             case KEEPING, DETACHED -> true;
         };
     }
@@ -159,11 +168,23 @@ public final class DiskRelay implements DiskWriteTarget {
     // --- the checkpoint engine's side ---
 
     /**
+     * A checkpoint is about to pause the PVM. QMP {@code stop} drains the guest's writes in flight,
+     * which wait for this relay; a relay at its limit would never take them and the pause would
+     * never end (the log only empties once that very checkpoint is acknowledged). So until the cut,
+     * writes are taken past the limit: at most what QEMU has in flight. Stays set if the pause
+     * fails, until the next checkpoint's cut, because a stop that timed out may still be draining.
+     */
+    public synchronized void pausing() {
+        pauseComing = true;
+    }
+
+    /**
      * Checkpoint {@code seq} paused the PVM (QMP {@code stop} drained its I/O, so every write the
      * guest completed is here): what came since the last cut is epoch {@code seq}. The first cut
      * ends the copy: from now on writes are logged.
      */
     public synchronized void cut(long seq) {
+        pauseComing = false;
         if (!connected) {
             throw new IllegalStateException("disk " + disk + " is not mirrored any more (" + brokenBecause + ")");
         }
@@ -220,6 +241,8 @@ public final class DiskRelay implements DiskWriteTarget {
         }
         mode = Mode.LOGGING;
         triggered = false;
+        // The secondary resumes only a copy it marked complete: its copy batches were counted then.
+        copyConfirmed = true;
     }
 
     /** Still keeps every write since the secondary's last acknowledged checkpoint, on a live mirror. */

@@ -22,6 +22,13 @@ public final class DiskRelays implements DiskEpochs {
     }
 
     @Override
+    public void pausing(long seq) {
+        for (DiskRelay r : relays) {
+            r.pausing();
+        }
+    }
+
+    @Override
     public void cut(long seq) {
         for (DiskRelay r : relays) {
             r.cut(seq);

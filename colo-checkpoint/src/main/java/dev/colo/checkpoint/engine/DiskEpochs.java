@@ -12,6 +12,10 @@ public interface DiskEpochs {
     /** A VM without writable disks. */
     DiskEpochs NONE = new DiskEpochs() {
         @Override
+        public void pausing(long seq) {
+        }
+
+        @Override
         public void cut(long seq) {
         }
 
@@ -29,6 +33,13 @@ public interface DiskEpochs {
             return Map.of();
         }
     };
+
+    /**
+     * Checkpoint {@code seq} is about to pause the PVM. QMP {@code stop} waits for the guest's
+     * writes in flight, and those are waiting for the relays: from now until the cut the relays take
+     * every write, even past their limit, or the pause would never end.
+     */
+    void pausing(long seq);
 
     /** The PVM is paused for checkpoint {@code seq} (its I/O drained): close epoch {@code seq}. Throws when a disk stopped following. */
     void cut(long seq);

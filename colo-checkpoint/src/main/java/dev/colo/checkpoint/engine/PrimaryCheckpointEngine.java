@@ -248,6 +248,7 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
                 throw new IllegalStateException("the PVM's RAM is not mapped (see the earlier error)");
             }
             listener.onPausing(seq);
+            disks.pausing(seq);
             hv.pause(pvm, QMP);
             long t = now();
             post(() -> coordinator.onPaused(seq, t));
