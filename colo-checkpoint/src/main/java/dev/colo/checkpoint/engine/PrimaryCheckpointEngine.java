@@ -109,6 +109,8 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
     private byte[] capturedDevice = new byte[0];
     private boolean capturedFull;
     private DeviceStateForm capturedForm = DeviceStateForm.MIGRATION_STREAM;
+    /** Pre-copy batches made (worker lane); the first checkpoint tells the secondary, which counts what arrived. */
+    private long precopyBatches;
     /**
      * The secondary's last acknowledgement said its SVM takes the next checkpoint in place, so the
      * PVM saves only its devices (a few ms) instead of the whole migration stream. Any failure
@@ -323,7 +325,8 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
             List<Envelope> messages = new ArrayList<>(enc.batches().size() + diskBatches.size() + 3);
             messages.add(envelope(Envelope.newBuilder().setCheckpointBegin(CheckpointBegin.newBuilder().setCheckpointSeq(seq)
                     .setFull(capturedFull).setGuestRamBytes(ram.size()).setPageSize(GuestRam.PAGE_SIZE).setBatches(enc.batches().size())
-                    .setDiskBatches(diskBatches.size()).putAllDiskCopyBatches(disks.copyBatches(seq)))));
+                    .setDiskBatches(diskBatches.size()).putAllDiskCopyBatches(disks.copyBatches(seq))
+                    .setPrecopyBatches(seq == firstSeq && !capturedFull ? precopyBatches : 0))));
             for (PageBatch b : enc.batches()) {
                 messages.add(envelope(Envelope.newBuilder().setPages(b)));
             }
@@ -404,6 +407,7 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
             return;
         }
         PageBatches.Encoded enc = PageBatches.encode(firstSeq, pages, shadow, codec, 256);
+        precopyBatches += enc.batches().size();
         Iterator<Envelope> batches = enc.batches().stream().map(b -> envelope(Envelope.newBuilder().setPrecopy(b))).iterator();
         send(batches, life::accepting, next);
     }

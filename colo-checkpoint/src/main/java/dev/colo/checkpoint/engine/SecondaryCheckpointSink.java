@@ -157,6 +157,8 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
     private boolean precopied;
     /** Why a pre-copied batch was refused: the checkpoint that builds on it cannot be taken. */
     private String precopyFailure;
+    /** Pre-copy batches applied to the shadow; the first checkpoint after the pre-copy says how many were made. */
+    private long precopyApplied;
     /** Copy batches written per disk (they come numbered without gaps). */
     private final Map<String, Long> copyBatches = new HashMap<>();
 
@@ -358,6 +360,7 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
                             PageBatches.apply(PageBatches.verify(e.getPrecopy(), e.getPrecopy().getCheckpointSeq(),
                                     guestRamBytes / GuestRam.PAGE_SIZE), new ShadowRam(shadow));
                             precopied = true;
+                            precopyApplied++;
                         } catch (CorruptBatchException ex) {
                             precopyFailure = ex.getMessage();
                         }
@@ -446,6 +449,11 @@ public final class SecondaryCheckpointSink implements AutoCloseable {
             nack(seq, Status.NOT_PAIRED, "the copy of the disks made while pairing failed (" + diskFailure + "); pair again");
             drop(seq, "disk copy failed");
             return;
+        }
+        if (precopyFailure == null && assembling != null && assembling.seq() == seq && !assembling.full() && assembling.precopyBatches() > 0
+                && assembling.precopyBatches() != precopyApplied) {
+            // Batches sent into a link that dropped meanwhile never arrived: the shadow has holes.
+            precopyFailure = "the primary made " + assembling.precopyBatches() + " batches, " + precopyApplied + " arrived";
         }
         if (precopyFailure != null && assembling != null && assembling.seq() == seq && !assembling.full()) {
             String why = precopyFailure;

@@ -84,6 +84,11 @@ public final class CheckpointAssembler {
         return begin.getDiskCopyBatchesMap();
     }
 
+    /** The first checkpoint after the RAM pre-copy: how many pre-copy batches the primary made (0 otherwise). */
+    public long precopyBatches() {
+        return begin.getPrecopyBatches();
+    }
+
     /** The disk writes of a verified checkpoint, oldest first (empty before {@link #verify}). */
     public List<DiskWrite> diskWrites() {
         return diskWrites;
