@@ -134,7 +134,7 @@ final class DaemonCommands {
 
     @Command(name = "pair", mixinStandardHelpOptions = true, description = "Protect an existing libvirt domain with the peer named in the daemon's config.",
             footer = {"", "The domain is restarted once if its RAM is not yet a shared file or its NIC does not go through colo.",
-                    "Waits until the first full checkpoint reached the secondary (PROTECTED).", "", "Examples:", "  colo pair web1"})
+                    "Waits until the first checkpoint reached the secondary (PROTECTED).", "", "Examples:", "  colo pair web1"})
     static final class Pair extends Verb {
         @Parameters(paramLabel = "DOMAIN", description = "The libvirt domain to protect.")
         String domain;
@@ -213,8 +213,8 @@ final class DaemonCommands {
 
         @Override
         ObjectNode request() {
-            err().println("pairing " + domain + ": preparing the PVM, asking the secondary for a standby, copying writable disks, first full "
-                    + "checkpoint ...");
+            err().println("pairing " + domain + ": preparing the PVM, asking the secondary for a standby, copying writable disks and guest RAM, "
+                    + "first checkpoint ...");
             err().flush();
             return withVm(ControlClient.request("pair"), domain).put("timeout_s", timeoutS);
         }

@@ -45,7 +45,7 @@ public final class ShadowMemory {
         return chunks[idx].slice(within, length);
     }
 
-    /** Copies all of {@code ram} (the first, full checkpoint). */
+    /** Copies all of {@code ram} (the pre-copy's first round, or a full checkpoint). */
     public void copyAll(GuestRam ram) {
         for (long off = 0; off < size; off += chunk) {
             int len = (int) Math.min(chunk, size - off);

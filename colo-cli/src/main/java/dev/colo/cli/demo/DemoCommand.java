@@ -112,7 +112,7 @@ public final class DemoCommand implements Callable<Integer> {
         lab.startDaemon(lab.a);
         lab.awaitReady(lab.a, Duration.ofSeconds(60));
         lab.awaitReady(lab.b, Duration.ofSeconds(60));
-        step("pairing " + lab.domain + ": PVM on host-a, SVM on host-b, first full checkpoint");
+        step("pairing " + lab.domain + ": PVM on host-a, SVM on host-b, guest RAM copied while it runs, first checkpoint");
         JsonNode paired = LabControl.call(lab.a, "pair", lab.domain);
         step("PROTECTED from checkpoint " + paired.path("checkpoint").asLong() + "; waiting for the guest to serve");
         int first = lab.lan.awaitCounter(Duration.ofSeconds(120));

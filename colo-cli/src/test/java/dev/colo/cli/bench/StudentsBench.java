@@ -53,8 +53,8 @@ public final class StudentsBench {
                     + "the image holds)", Long.parseLong(copied.group(1)) / 1048576.0, Long.parseLong(copied.group(2)) / 1048576.0,
                     copied.group(4), copied.group(3)) : "no disk_copied event";
             JsonNode first = paired.path("last_checkpoint");
-            md.append(String.format(Locale.ROOT, "Pairing (`colo pair`, %.1f s to PROTECTED): %s; the PVM is paused only by the first, full "
-                    + "checkpoint: %.1f ms (%d pages, %s on the wire).%n%n", pairSeconds, copy, first.path("paused_ms").asDouble(),
+            md.append(String.format(Locale.ROOT, "Pairing (`colo pair`, %.1f s to PROTECTED): %s; guest RAM is copied "
+                    + "while the PVM runs, so the PVM is paused only by the first checkpoint: %.1f ms (%d pages, %s on the wire).%n%n", pairSeconds, copy, first.path("paused_ms").asDouble(),
                     first.path("dirty_pages").asLong(), first.path("wire_bytes").asLong() / 1048576 + " MiB"));
             int logMark = lab.a.logText().length();
             Row prot = measure(lab, "colo protected", seconds, writers);

@@ -256,12 +256,19 @@ final class PairingWorkflow {
                 return;
             }
             if (req.getDisksCount() == 0) {
-                events.info("pairing", "secondary accepted the pair; first full checkpoint next", "last_checkpoint", req.getLastCheckpointSeq());
+                events.info("pairing", "secondary accepted the pair; guest RAM is copied while the PVM runs, then the first checkpoint", "last_checkpoint", req.getLastCheckpointSeq());
                 host.startEngine(pvm, req, null);
                 return;
             }
             PvmDisks kept = host.retainedDisks();
             if (reply.getDisksResumed() && req.getDiskResume() && kept != null && kept.lineage().equals(req.getDiskLineage())) {
+                if (!kept.resumable()) {
+                    // The kept writes passed their limit while we asked: the secondary's copy cannot catch up.
+                    work.execute(host::discardRetainedDisks); // blocking: not on the control lane
+                    fail("the writes kept for the secondary's disk copies were dropped while pairing (too many); the next attempt copies "
+                            + "the disks again");
+                    return;
+                }
                 long held = kept.epochs().heldBytes();
                 events.info("pairing", "secondary resumed its disk copies; the writes kept since its last checkpoint go with the first "
                         + "checkpoint, no disk copy", "last_checkpoint", req.getLastCheckpointSeq(), "lineage", req.getDiskLineage(),
@@ -271,7 +278,7 @@ final class PairingWorkflow {
                 return;
             }
             long bytes = req.getDisksList().stream().mapToLong(ReplicatedDisk::getSizeBytes).sum();
-            events.info("pairing", "secondary accepted the pair; copying the disks, then the first full checkpoint", "last_checkpoint",
+            events.info("pairing", "secondary accepted the pair; the disks, then guest RAM, are copied while the PVM runs, then the first checkpoint", "last_checkpoint",
                     req.getLastCheckpointSeq(), "disks", req.getDisksCount(), "disk_bytes", bytes);
             work.execute(() -> copyDisks(pvm, req));
         };
@@ -359,7 +366,12 @@ final class PairingWorkflow {
         awaitingReply = null;
         replyTimeout.cancel();
         if (r != null) {
-            r.accept(reply);
+            try {
+                r.accept(reply);
+            } catch (RuntimeException e) {
+                // Never leave the pairing waiting for an answer that already came.
+                fail("cannot act on the secondary's answer: " + (e.getMessage() == null ? e.toString() : e.getMessage()));
+            }
         }
     }
 

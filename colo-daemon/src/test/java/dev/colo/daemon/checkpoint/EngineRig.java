@@ -11,7 +11,7 @@ import java.util.List;
  * QEMU with the mutual-TLS link ({@link QemuEngineRig}, wall time).
  */
 interface EngineRig extends AutoCloseable {
-    /** The PVM runs; protection starts; returns once the first, full checkpoint committed. */
+    /** The PVM runs; protection starts; returns once the first checkpoint (after the RAM pre-copy) committed. */
     void start() throws Exception;
 
     /** The guest does some work between checkpoints (writes its RAM, answers its clients). */
