@@ -52,8 +52,12 @@ final class Nbd {
     static final int ENOTSUP = 95;
     static final int ESHUTDOWN = 108;
 
-    /** The largest request colo accepts (and announces as the maximum block size). */
-    static final int MAX_REQUEST = 32 << 20;
+    /**
+     * The largest request colo accepts, announced as the maximum block size (QEMU splits larger
+     * writes). One write can travel as a batch of its own, so even incompressible it must fit a link
+     * frame ({@link dev.colo.checkpoint.link.LinkProtocol#MAX_FRAME}) with room to spare.
+     */
+    static final int MAX_REQUEST = 8 << 20;
     /** Options longer than this are not something QEMU sends: the connection is closed. */
     static final int MAX_OPTION = 64 << 10;
 

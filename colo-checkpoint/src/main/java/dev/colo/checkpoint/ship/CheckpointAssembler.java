@@ -32,6 +32,9 @@ public final class CheckpointAssembler {
     private List<PageBatches.Verified> applied = List.of();
 
     public CheckpointAssembler(CheckpointBegin begin, long guestRamBytes) {
+        if (begin.getCheckpointSeq() < 1) {
+            throw new CorruptBatchException("checkpoint number " + Long.toUnsignedString(begin.getCheckpointSeq()) + " is out of range");
+        }
         if (begin.getGuestRamBytes() != guestRamBytes) {
             throw new CorruptBatchException("checkpoint " + begin.getCheckpointSeq() + " is for " + begin.getGuestRamBytes()
                     + " bytes of guest RAM, our standby has " + guestRamBytes);

@@ -55,8 +55,17 @@ public enum Codec {
         };
     }
 
+    /**
+     * The most a batch may say it holds once decompressed: far above any page batch (1 MiB), disk
+     * batch or device state colo sends, far below what would exhaust the heap on a bad header.
+     */
+    public static final int MAX_RAW_BYTES = 256 << 20;
+
     /** Decompresses into exactly {@code rawLength} bytes or throws {@link CorruptBatchException}. */
     public byte[] decompress(byte[] data, int rawLength) {
+        if (rawLength < 0 || rawLength > MAX_RAW_BYTES) {
+            throw new CorruptBatchException(wireName + " batch says it holds " + rawLength + " bytes (at most " + MAX_RAW_BYTES + ")");
+        }
         try {
             return switch (this) {
                 case RAW -> {

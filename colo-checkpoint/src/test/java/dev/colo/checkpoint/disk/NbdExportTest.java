@@ -115,6 +115,12 @@ class NbdExportTest {
     }
 
     @Test
+    void theLargestWriteColoAnnouncesFitsALinkFrameEvenIncompressible() {
+        // One write can be a disk batch of its own; a frame over the link's limit would close the link.
+        assertThat(2L * Nbd.MAX_REQUEST).isLessThanOrEqualTo(dev.colo.checkpoint.link.LinkProtocol.MAX_FRAME);
+    }
+
+    @Test
     void negotiatesLikeQemuThenTakesWritesZeroesAndFlushesInOrder() {
         Seeds.forEach(40, 11, seed -> {
             Random rnd = new Random(seed);

@@ -114,6 +114,19 @@ class PageBatchesTest {
     }
 
     @Test
+    void aBatchOrBeginWithAnImpossibleHeaderIsRefusedBeforeAnythingIsAllocated() {
+        for (Codec c : Codec.values()) {
+            assertThatThrownBy(() -> c.decompress(new byte[16], Integer.MAX_VALUE)).as(c.wireName()).isInstanceOf(CorruptBatchException.class)
+                    .hasMessageContaining("at most");
+            assertThatThrownBy(() -> c.decompress(new byte[16], -1)).as(c.wireName()).isInstanceOf(CorruptBatchException.class);
+        }
+        assertThatThrownBy(() -> new CheckpointAssembler(begin(0, 1), SIZE)).isInstanceOf(CorruptBatchException.class)
+                .hasMessageContaining("checkpoint number 0 is out of range");
+        assertThatThrownBy(() -> new CheckpointAssembler(begin(-1, 1), SIZE)).isInstanceOf(CorruptBatchException.class)
+                .hasMessageContaining("checkpoint number 18446744073709551615 is out of range");
+    }
+
+    @Test
     void malformedBatchesAreRefusedWithTheReason() {
         Setup s = setup(4);
         PageBatch good = PageBatches.encode(5, s.pages(), s.shadow(), Codec.ZSTD, 64).batches().get(0);
