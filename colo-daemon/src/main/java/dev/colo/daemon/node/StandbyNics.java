@@ -48,18 +48,29 @@ final class StandbyNics implements SecondaryCheckpointSink.StandbyFactory {
             throw new HypervisorException(HypervisorException.Kind.UNAVAILABLE, "cannot open the standby's NIC socket: " + e.getMessage(), e);
         }
         nics.put(name, nic);
-        String xml = shaper.standby(req, name, nic.port());
-        return disks == null ? xml : disks.standby(DomainXml.parse(xml), name).toXml();
+        try {
+            String xml = shaper.standby(req, name, nic.port());
+            return disks == null ? xml : disks.standby(DomainXml.parse(xml), name).toXml();
+        } catch (RuntimeException e) {
+            // No domain was defined, so the sink will never retire it: its NIC and overlays go now,
+            // or every retry of a failing standby would leave one more of each behind.
+            retired(name);
+            throw e;
+        }
     }
 
     @Override
     public void retired(DomainRef d) {
-        VmNic nic = nics.remove(d.name());
+        retired(d.name());
+    }
+
+    private void retired(String name) {
+        VmNic nic = nics.remove(name);
         if (nic != null) {
             nic.close();
         }
         if (disks != null) {
-            disks.retired(d.name());
+            disks.retired(name);
         }
     }
 }

@@ -169,17 +169,18 @@ final class SvmDisks implements AutoCloseable {
     /** {@code xml} with each replicated disk as standby {@code name}'s: its own empty overlays over the copy. */
     DomainXml standby(DomainXml xml, String name) {
         List<Path> made = new ArrayList<>();
+        // Recorded before the first file exists: a failure below leaves them to retired(name).
+        overlays.put(name, made);
         DomainXml out = xml;
         for (ReplicaDisk copy : copies.values()) {
             Path active = dir.resolve(name + "-" + copy.name() + "-active.qcow2");
             Path hidden = dir.resolve(name + "-" + copy.name() + "-hidden.qcow2");
-            hv.createOverlay(hidden, copy.size());
             made.add(hidden);
-            hv.createOverlay(active, copy.size());
+            hv.createOverlay(hidden, copy.size());
             made.add(active);
+            hv.createOverlay(active, copy.size());
             out = out.withReplicatedDisk(copy.name(), copy.path(), active, hidden);
         }
-        overlays.put(name, made);
         return out;
     }
 
