@@ -387,7 +387,17 @@ final class SecondaryRole implements FailoverControl.Target {
         // SVM stopped) before the path serves the LAN, so the SVM that serves has every frame.
         SvmDisks disks = svmDisks;
         work.execute(() -> {
-            DomainRef svm = s.takeOver();
+            DomainRef svm;
+            try {
+                svm = s.takeOver();
+            } catch (RuntimeException e) {
+                // The checkpoint engine is stuck (a hypervisor call that does not return). Serving
+                // anyway is the only chance the VM has; it serves only if its SVM runs.
+                ctx.events().error("takeover_stuck", "the SVM could not be taken from its checkpoint engine; serving it anyway: check that "
+                        + "the domain runs (virsh domstate) and that its clients are answered", "svm", currentSvm, "reason", e.getMessage());
+                servePath.run();
+                return;
+            }
             if (disks != null && svm != null) {
                 disks.keep(svm.name());
             }
@@ -427,8 +437,17 @@ final class SecondaryRole implements FailoverControl.Target {
     // --- what the sink reports (SinkEvents calls these for the current sink only) ---
 
     /** Before the SVM of {@code seq} runs (or right after a reusable load ran it): route its traffic. */
-    void svmStarting(long seq, DomainRef svm) throws Exception {
+    /**
+     * @param from the sink that reports it: checked again on the path lane, because a re-pair or
+     *     unpair may have retired it after {@link SinkEvents} looked and queued its own path task
+     *     first (this one would then make a retired SVM current again)
+     */
+    void svmStarting(long seq, DomainRef svm, SecondaryCheckpointSink from) throws Exception {
         path.call(() -> {
+            if (from != sink) {
+                log.atInfo().addKeyValue("ckpt", seq).addKeyValue("svm", svm.name()).log("late SVM start from a retired sink ignored");
+                return null;
+            }
             currentSvm = svm.name();
             secondaryPath.onSvmStarting(seq);
             if (svm.name().equals(loadingSvm)) {
@@ -441,8 +460,11 @@ final class SecondaryRole implements FailoverControl.Target {
         });
     }
 
-    void svmLoading(DomainRef svm) {
+    void svmLoading(DomainRef svm, SecondaryCheckpointSink from) {
         path.execute(() -> {
+            if (from != sink) {
+                return; // retired meanwhile, as in svmStarting
+            }
             loadingOutput.forEach(Frame::release);
             loadingOutput.clear();
             loadingSvm = svm.name();

@@ -37,7 +37,7 @@ final class SinkEvents implements SecondaryCheckpointSink.Listener {
             return;
         }
         try {
-            role.svmStarting(seq, svm);
+            role.svmStarting(seq, svm, owner);
         } catch (Exception e) {
             log.atWarn().addKeyValue("ckpt", seq).addKeyValue("reason", e.toString()).log("could not route traffic to the new SVM before it runs");
         }
@@ -46,7 +46,7 @@ final class SinkEvents implements SecondaryCheckpointSink.Listener {
     @Override
     public void onSvmLoading(long seq, DomainRef svm) {
         if (!retired("svm_loading", seq)) {
-            role.svmLoading(svm);
+            role.svmLoading(svm, owner);
         }
     }
 
