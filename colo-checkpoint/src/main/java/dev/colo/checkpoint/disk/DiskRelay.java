@@ -201,9 +201,17 @@ public final class DiskRelay implements DiskWriteTarget {
         triggered = false;
     }
 
-    /** The epochs checkpoint {@code seq} ships, as batches numbered from {@code firstSequence}. */
-    public synchronized List<DiskWrites> batches(long seq, int firstSequence, int maxBatchBytes) {
-        return DiskBatches.encode(seq, disk, writes.unacknowledged(seq), codec, maxBatchBytes, firstSequence, false);
+    /**
+     * The epochs checkpoint {@code seq} ships, as batches numbered from {@code firstSequence}.
+     * Encoded outside the lock (closed epochs never change): compressing up to the log's limit
+     * must not hold up the guest's writes on the connection's event loop.
+     */
+    public List<DiskWrites> batches(long seq, int firstSequence, int maxBatchBytes) {
+        List<DiskWriteLog.Epoch> epochs;
+        synchronized (this) {
+            epochs = writes.unacknowledged(seq);
+        }
+        return DiskBatches.encode(seq, disk, epochs, codec, maxBatchBytes, firstSequence, false);
     }
 
     /** The secondary runs checkpoint {@code seq}: its epochs are on the secondary's copy. */
