@@ -130,7 +130,7 @@ public final class LibvirtHypervisor implements Hypervisor {
             if (alive) {
                 return conn;
             }
-            log.warn("libvirt connection lost, reconnecting uri={}", uri);
+            log.atWarn().addKeyValue("uri", uri).log("libvirt connection lost, reconnecting");
             closeQuietly(conn);
             conn = null;
         }
@@ -139,7 +139,7 @@ public final class LibvirtHypervisor implements Hypervisor {
             try {
                 c.addLifecycleListener(bridge);
             } catch (LibvirtException e) {
-                log.warn("libvirt lifecycle events unavailable uri={} reason={}", uri, e.getMessage());
+                log.atWarn().addKeyValue("uri", uri).addKeyValue("reason", e.getMessage()).log("libvirt lifecycle events unavailable");
             }
             conn = c;
             return c;
@@ -352,14 +352,14 @@ public final class LibvirtHypervisor implements Hypervisor {
         try {
             e = new LifecycleEvent(refOf(d), mapEvent(event), String.valueOf((Object) event.getDetail()));
         } catch (LibvirtException | RuntimeException ex) {
-            log.warn("libvirt lifecycle event dropped: cannot describe domain reason={}", ex.getMessage());
+            log.atWarn().addKeyValue("reason", ex.getMessage()).log("libvirt lifecycle event dropped: cannot describe domain");
             return 0;
         }
         for (LifecycleListener l : listeners) {
             try {
                 l.onLifecycle(e);
             } catch (RuntimeException ex) {
-                log.error("lifecycle listener failed vm={} event={}", e.domain().name(), e.kind(), ex);
+                log.atError().addKeyValue("vm", e.domain().name()).addKeyValue("event", e.kind()).setCause(ex).log("lifecycle listener failed");
             }
         }
         return 0;
@@ -501,7 +501,8 @@ public final class LibvirtHypervisor implements Hypervisor {
             try {
                 made = Optional.of(DirectMonitor.connect(socket.get(), Duration.ofSeconds(2)));
             } catch (IOException e) {
-                log.warn("direct QMP monitor not answering; using libvirt's vm={} socket={} reason={}", domain.name(), socket.get(), e.getMessage());
+                log.atWarn().addKeyValue("vm", domain.name()).addKeyValue("socket", socket.get()).addKeyValue("reason", e.getMessage())
+                        .log("direct QMP monitor not answering; using libvirt's");
             }
         }
         // A domain without one is asked again only after a restart; one that did not answer, in 5 s.
@@ -525,7 +526,8 @@ public final class LibvirtHypervisor implements Hypervisor {
                 if (e.kind() == Kind.TIMEOUT) {
                     throw e;
                 }
-                log.warn("direct QMP monitor failed; using libvirt's vm={} command={} reason={}", domain.name(), command, e.getMessage());
+                log.atWarn().addKeyValue("vm", domain.name()).addKeyValue("command", command).addKeyValue("reason", e.getMessage())
+                        .log("direct QMP monitor failed; using libvirt's");
             }
         }
         return qmp(domain, command, arguments, timeout);
@@ -607,8 +609,8 @@ public final class LibvirtHypervisor implements Hypervisor {
             long t2 = System.nanoTime();
             byte[] bytes = file.read().readAll();
             ColoStream.devicesBody(bytes); // fails on anything but a whole devices-only stream
-            log.debug("devices saved vm={} bytes={} prepare_us={} save_us={} read_us={}", domain.name(), bytes.length, (t1 - t0) / 1000,
-                    (t2 - t1) / 1000, (System.nanoTime() - t2) / 1000);
+            log.atDebug().addKeyValue("vm", domain.name()).addKeyValue("bytes", bytes.length).addKeyValue("prepare_us", (t1 - t0) / 1000)
+                    .addKeyValue("save_us", (t2 - t1) / 1000).addKeyValue("read_us", (System.nanoTime() - t2) / 1000).log("devices saved");
             return new DeviceState(bytes);
         } catch (IOException | RuntimeException e) {
             DevicesFile dropped = devicesFiles.remove(key);
@@ -661,7 +663,7 @@ public final class LibvirtHypervisor implements Hypervisor {
                 try {
                     destroy(standby);
                 } catch (HypervisorException e) {
-                    log.warn("cannot destroy failed standby vm={} reason={}", standby.name(), e.getMessage());
+                    log.atWarn().addKeyValue("vm", standby.name()).addKeyValue("reason", e.getMessage()).log("cannot destroy failed standby");
                 }
             }
         }
@@ -724,8 +726,9 @@ public final class LibvirtHypervisor implements Hypervisor {
             long t3 = System.nanoTime();
             awaitMigration(domain, "save", deadline, timeout);
             long t4 = System.nanoTime();
-            log.debug("device state saved vm={} bytes={} prepare_us={} migrate_us={} stream_us={} status_us={}",
-                    domain.name(), out.size(), (t1 - t0) / 1000, (t2 - t1) / 1000, (t3 - t2) / 1000, (t4 - t3) / 1000);
+            log.atDebug().addKeyValue("vm", domain.name()).addKeyValue("bytes", out.size()).addKeyValue("prepare_us", (t1 - t0) / 1000)
+                    .addKeyValue("migrate_us", (t2 - t1) / 1000).addKeyValue("stream_us", (t3 - t2) / 1000).addKeyValue("status_us", (t4 - t3) / 1000)
+                    .log("device state saved");
             return new DeviceState(out.toByteArray());
         } catch (IOException e) {
             throw new HypervisorException(Kind.STREAM, "device-state save of " + domain.name() + " broke off: " + e.getMessage(), e);
@@ -760,7 +763,7 @@ public final class LibvirtHypervisor implements Hypervisor {
                 try {
                     destroy(standby);
                 } catch (HypervisorException e) {
-                    log.warn("cannot destroy failed standby vm={} reason={}", standby.name(), e.getMessage());
+                    log.atWarn().addKeyValue("vm", standby.name()).addKeyValue("reason", e.getMessage()).log("cannot destroy failed standby");
                 }
             }
         }
@@ -921,7 +924,7 @@ public final class LibvirtHypervisor implements Hypervisor {
                     try {
                         Library.processEvent();
                     } catch (LibvirtException e) {
-                        log.warn("libvirt event loop iteration failed reason={}", e.getMessage());
+                        log.atWarn().addKeyValue("reason", e.getMessage()).log("libvirt event loop iteration failed");
                     }
                 }
             }, "colo-libvirt-events");
