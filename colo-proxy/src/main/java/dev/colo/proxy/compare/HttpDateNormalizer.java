@@ -14,6 +14,11 @@ import java.util.regex.Pattern;
  * mid-stream, a chunked or close-delimited body, anything that is not HTTP) it stops for the rest
  * of the flow, so it can never relax a body, a cookie, a token or anything but a Date header value
  * at the start of a header line. Pure; fed by the comparator.
+ *
+ * <p>A response to {@code HEAD} has a Content-Length but no body, and the tracker sees only the
+ * VM's output, so it would count the next response as that body and land inside a later one. So a
+ * "body" that begins like a status line ({@code HTTP/1.}, or as much of it as the body is long)
+ * ends the tracking of the flow: the next response would have begun exactly there.
  */
 final class HttpDateNormalizer {
     /** An IMF-fixdate: {@code Sun, 06 Nov 1994 08:49:37 GMT}. */
@@ -21,6 +26,7 @@ final class HttpDateNormalizer {
     private static final Pattern IMF_FIXDATE = Pattern.compile(
             "(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-3][0-9] (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [0-9]{4} [0-2][0-9]:[0-5][0-9]:[0-6][0-9] GMT");
     private static final byte[] DATE = "date: ".getBytes(StandardCharsets.US_ASCII);
+    private static final byte[] STATUS_START = "HTTP/1.".getBytes(StandardCharsets.US_ASCII);
     private static final int MAX_LINE = 256;
 
     private enum Where { STATUS_LINE, HEADERS, BODY, UNKNOWN }
@@ -32,6 +38,8 @@ final class HttpDateNormalizer {
     private long contentLength;
     private boolean chunked;
     private boolean noBody;
+    /** How many of the body's first bytes spell the start of {@code HTTP/1.}; -1 once one does not. */
+    private int bodyLikeStatus;
 
     /** @param fromStreamStart the flow is compared from its first byte (else it is picked up mid-stream: unknown) */
     HttpDateNormalizer(boolean fromStreamStart) {
@@ -48,7 +56,14 @@ final class HttpDateNormalizer {
             case UNKNOWN -> {
             }
             case BODY -> {
+                if (bodyLikeStatus >= 0 && bodyLikeStatus < STATUS_START.length) {
+                    bodyLikeStatus = b == STATUS_START[bodyLikeStatus] ? bodyLikeStatus + 1 : -1;
+                }
                 if (--bodyLeft == 0) {
+                    if (bodyLikeStatus > 0) {
+                        where = Where.UNKNOWN; // most likely a HEAD answer followed by the next response
+                        return;
+                    }
                     startResponse();
                 }
             }
@@ -94,6 +109,7 @@ final class HttpDateNormalizer {
                 startResponse();
             } else if (contentLength > 0 && !chunked) {
                 bodyLeft = contentLength;
+                bodyLikeStatus = 0;
                 where = Where.BODY;
             } else {
                 where = Where.UNKNOWN; // chunked or close-delimited: where the body ends is not ours to guess

@@ -124,6 +124,60 @@ class HttpDateNormalizerTest {
         assertThat(sink.checkpoints).hasSize(1);
     }
 
+    /** A HEAD answer: the Content-Length of the body it does not carry. */
+    static byte[] headAnswer(String date, int contentLength) {
+        return ("HTTP/1.1 200 OK\r\nDate: " + date + "\r\nContent-Length: " + contentLength + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII);
+    }
+
+    @Test
+    void afterAHeadAnswerTheFlowIsComparedStrictlyEvenWhereABodyLooksLikeAResponse() {
+        // The tracker sees no requests: after a HEAD answer it would count the next response as its
+        // body. Here that would land it inside the second body, right at a fake response head whose
+        // Date differs (a page that shows raw HTTP): that must never be relaxed.
+        String fake = "HTTP/1.1 200 OK\r\nDate: ";
+        for (String d : new String[] {D1, D2}) {
+            String page1 = "x".repeat(10);
+            byte[] next = response(D1, "a", page1 + fake + d + "\r\n\r\n");
+            int skip = next.length - (fake.length() + d.length() + 4) - 0; // the HEAD's Content-Length lands on the fake head
+            byte[] a = concat(headAnswer(D1, skip), next);
+            byte[] b = concat(headAnswer(D1, skip), response(D1, "a", page1 + fake + (d.equals(D1) ? D2 : D1) + "\r\n\r\n"));
+            assertThat(checkpointsAlone(a, b)).as("a body difference is a divergence").isEqualTo(1);
+        }
+    }
+
+    /** Checkpoints a fresh comparator asks for on one connection (a comparator asks once until the checkpoint is done). */
+    int checkpointsAlone(byte[] primary, byte[] secondary) {
+        cmp.close();
+        sink.checkpoints.clear();
+        cmp = new Comparator(CompareConfig.defaults().withCompareTimeoutMs(100).withHttpDate(true), sink);
+        compare(primary, new int[0], secondary, new int[0]);
+        assertThat(cmp.stats().normalizedHttpDate()).isZero();
+        return sink.checkpoints.size();
+    }
+
+    @Test
+    void aHeadAnswerWithAShortContentLengthAlsoEndsTheTracking() {
+        for (int cl = 1; cl <= 8; cl++) {
+            assertThat(checkpointsAlone(concat(headAnswer(D1, cl), response(D1, "a", "b")), concat(headAnswer(D1, cl), response(D2, "a", "b"))))
+                    .as("Content-Length %d: the second Date is never relaxed", cl).isEqualTo(1);
+        }
+    }
+
+    @Test
+    void aBodyThatDoesNotBeginLikeAStatusLineKeepsTheTracking() {
+        byte[] a = concat(response(D1, "x", "HTTP"), concat(response(D1, "x", "Hello"), response(D1, "x", "two")));
+        byte[] b = concat(response(D1, "x", "HTTP"), concat(response(D1, "x", "Hello"), response(D2, "x", "two")));
+        assertThat(checkpointsAlone(a, b)).as("a 4-byte body that spells HTTP gives up: conservative").isEqualTo(1);
+        cmp.close();
+        sink.checkpoints.clear();
+        cmp = new Comparator(CompareConfig.defaults().withCompareTimeoutMs(100).withHttpDate(true), sink);
+        a = concat(response(D1, "x", "Hello"), response(D1, "x", "two"));
+        b = concat(response(D1, "x", "Hello"), response(D2, "x", "two"));
+        compare(a, new int[0], b, new int[0]);
+        assertThat(sink.checkpoints).as("Hello is a body, not a status line").isEmpty();
+        assertThat(cmp.stats().normalizedHttpDate()).isEqualTo(1);
+    }
+
     @Test
     void offByDefault() {
         cmp.close();
