@@ -165,6 +165,14 @@ public final class Fd implements AutoCloseable {
         }
     }
 
+    /**
+     * The most one write asks of the socket. The descriptor blocks, and a blocking write waits until
+     * all of its bytes fit; poll's "writable" on a Unix socket promises about three quarters of the
+     * send buffer (~150 KiB by default), so a write no larger than this returns at once and the
+     * deadline holds even when the peer stops reading.
+     */
+    static final int WRITE_CHUNK = 64 << 10;
+
     /** Writes all of {@code src} (a direct buffer) or throws when the deadline passes first. */
     public void writeFully(ByteBuffer src, long deadlineNanos) throws IOException {
         if (!src.isDirect()) {
@@ -176,7 +184,7 @@ public final class Fd implements AutoCloseable {
             }
             Pointer p = com.sun.jna.Native.getDirectBufferPointer(src).share(src.position());
             try {
-                long n = LIBC.write(number(), p, src.remaining());
+                long n = LIBC.write(number(), p, Math.min(src.remaining(), WRITE_CHUNK));
                 src.position(src.position() + (int) n);
             } catch (LastErrorException e) {
                 if (e.getErrorCode() == Libc.EAGAIN || e.getErrorCode() == Libc.EINTR) {

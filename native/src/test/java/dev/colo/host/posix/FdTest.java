@@ -28,6 +28,20 @@ class FdTest {
     }
 
     @Test
+    void aWriteToAPeerThatStoppedReadingEndsAtItsDeadline() throws Exception {
+        Fd[] p = Fd.socketPair("test");
+        try (Fd a = p[0]; Fd b = p[1]) {
+            ByteBuffer out = ByteBuffer.allocateDirect(8 << 20); // far more than the socket buffers hold
+            long t0 = System.nanoTime();
+            org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(java.time.Duration.ofSeconds(10), () -> {
+                assertThatThrownBy(() -> a.writeFully(out, t0 + 200_000_000L)).isInstanceOf(java.io.IOException.class)
+                        .hasMessageContaining("timed out");
+            });
+            assertThat(out.position()).as("some bytes went before the peer's buffer filled").isPositive();
+        }
+    }
+
+    @Test
     void readReturnsZeroAtTheDeadlineAndCloseIsIdempotent() throws Exception {
         Fd[] p = Fd.socketPair("test");
         p[1].close();
