@@ -66,7 +66,6 @@ public final class DiskRelay implements DiskWriteTarget {
     private long copyEndedAt = -1;
     /** The secondary acknowledged a checkpoint at or after the copy's end: it had every batch of it. */
     private boolean copyConfirmed;
-    private long writeCount;
     private boolean triggered;
     /** A checkpoint's pause is under way (until its cut): writes are taken even past the limit. */
     private boolean pauseComing;
@@ -106,7 +105,6 @@ public final class DiskRelay implements DiskWriteTarget {
 
     /** A write from a hypervisor that models the disk in memory (the simulation); same rules as over NBD. */
     public synchronized int take(DiskWriteLog.Extent e) {
-        writeCount++;
         switch (mode) {
             case COPYING -> {
                 copiedBytes += e.held();
@@ -272,11 +270,6 @@ public final class DiskRelay implements DiskWriteTarget {
         return connected;
     }
 
-    /** The checkpoint whose pause ended the copy made while pairing (-1 while it goes on). */
-    public synchronized long copyEndedAt() {
-        return copyEndedAt;
-    }
-
     /** Batches the copy made while pairing sent (numbered 0 .. this - 1). */
     public synchronized long copyBatches() {
         return copyBatches;
@@ -289,9 +282,5 @@ public final class DiskRelay implements DiskWriteTarget {
 
     public synchronized long heldBytes() {
         return writes.heldBytes();
-    }
-
-    public synchronized long writeCount() {
-        return writeCount;
     }
 }

@@ -96,10 +96,6 @@ public final class DiskWriteLog {
         return openBytes + closedBytes;
     }
 
-    public long lastCut() {
-        return lastCut;
-    }
-
     /** Forgets everything (a new pairing copies the disk again). */
     public void clear() {
         closed.clear();

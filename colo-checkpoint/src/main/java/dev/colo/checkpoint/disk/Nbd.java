@@ -47,10 +47,8 @@ final class Nbd {
     static final int CMD_WRITE_ZEROES = 6;
 
     static final int EIO = 5;
-    static final int EINVAL = 22;
     static final int ENOSPC = 28;
     static final int ENOTSUP = 95;
-    static final int ESHUTDOWN = 108;
 
     /**
      * The largest request colo accepts, announced as the maximum block size (QEMU splits larger
