@@ -77,6 +77,8 @@ final class PairingWorkflow {
     private CompletableFuture<Map<String, Object>> pairing;
     /** The disk copy of the pairing in progress, for status; null when none runs. */
     private volatile CopyStatus copy;
+    /** The disks a pairing is copying, until the engine takes them or the copy ends. */
+    private volatile PvmDisks copying;
 
     /** How far the disk copy of the pairing in progress is, and since when it runs (runtime clock). */
     record CopyStatus(PvmDisks.Copy progress, long startedNs) {}
@@ -305,14 +307,25 @@ final class PairingWorkflow {
             fail("cannot start copying the disks: " + e.getMessage());
             return;
         }
+        copying = disks;
         long t0 = runtime.nowNs();
         work.execute(() -> awaitCopy(pvm, req, disks, t0, t0));
+    }
+
+    /** The daemon stops: a disk copy in progress stops its mirrors now (blocking). */
+    void closeCopy() {
+        PvmDisks d = copying;
+        copying = null;
+        if (d != null) {
+            d.close();
+        }
     }
 
     /** Polls the copy until every disk is copied and mirrored write by write, then starts the engine. Work lane. */
     private void awaitCopy(DomainRef pvm, PairRequest req, PvmDisks disks, long startNs, long lastEventNs) {
         if (pairing == null || pairing.isDone()) {
             copy = null;
+            copying = null;
             disks.close();
             return;
         }
@@ -325,6 +338,7 @@ final class PairingWorkflow {
         copy = new CopyStatus(now, startNs);
         if (now.error() != null) {
             copy = null;
+            copying = null;
             disks.close();
             fail("disk copy failed: " + now.error());
             return;
@@ -343,6 +357,7 @@ final class PairingWorkflow {
         if (now.ready()) {
             control.execute(() -> {
                 copy = null;
+                copying = null;
                 if (pairing == null || pairing.isDone()) {
                     work.execute(disks::close);
                     return;

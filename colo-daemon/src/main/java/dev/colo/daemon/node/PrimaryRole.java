@@ -260,6 +260,11 @@ final class PrimaryRole implements FailoverControl.Target {
      * keeping every write for a later pairing that can resume the secondary's copies.
      */
     private void stopEngine(boolean keepDisks) {
+        stopEngine(keepDisks, false);
+    }
+
+    /** @param closeDisksNow stop the mirrors on this thread (the daemon is stopping: its lanes would drop queued work) */
+    private void stopEngine(boolean keepDisks, boolean closeDisksNow) {
         if (engine != null) {
             engine.close();
             engine = null;
@@ -274,7 +279,11 @@ final class PrimaryRole implements FailoverControl.Target {
         }
         pvmDisks = null;
         // After the engine: nothing cuts or ships any more. QEMU's mirrors stop on the work lane.
-        work.execute(d::close);
+        if (closeDisksNow) {
+            d.close();
+        } else {
+            work.execute(d::close);
+        }
     }
 
     /** The kept disks can never be resumed (the operator ended protection): stop their mirrors. */
@@ -427,7 +436,10 @@ final class PrimaryRole implements FailoverControl.Target {
     }
 
     void close() {
-        stopEngine();
+        // The runtime drops queued lane work when it closes: QEMU's mirrors (of a pairing's copy
+        // too) stop here, or they would outlive the daemon, writing into an export nobody serves.
+        stopEngine(false, true);
+        pairing.closeCopy();
         try {
             path.call(() -> {
                 primaryPath.close();

@@ -32,6 +32,7 @@ final class PvmDisks implements AutoCloseable {
     private final String lineage;
     private final List<Disk> disks;
     private final DiskRelays epochs;
+    private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
 
     private PvmDisks(String lineage, List<Disk> disks) {
         this.lineage = lineage;
@@ -146,6 +147,9 @@ final class PvmDisks implements AutoCloseable {
     /** The pairing is over: the relays forget, QEMU's mirrors stop, the exports close. Blocking. */
     @Override
     public void close() {
+        if (closed.getAndSet(true)) {
+            return; // the daemon's stop and a lane may both close a pairing's copy
+        }
         for (Disk d : disks) {
             d.relay().detach();
         }
