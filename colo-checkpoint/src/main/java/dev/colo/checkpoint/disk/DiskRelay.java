@@ -109,8 +109,8 @@ public final class DiskRelay implements DiskWriteTarget {
             case COPYING -> {
                 copiedBytes += e.held();
                 if (!link.send(DiskBatches.batch(0, (int) copyBatches++, disk, 0, List.of(e), codec, true)) && !copyBatchLost) {
-                    // The secondary counts the copy's batches: the first checkpoint finds this one
-                    // missing and the pairing starts again.
+                    // The secondary counts the copy's batches: at the first checkpoint it finds this
+                    // one missing and refuses the copy (NOT_PAIRED), so this pairing fails.
                     copyBatchLost = true;
                     log.atWarn().addKeyValue("disk", disk).addKeyValue("batch", copyBatches - 1)
                             .log("disk copy batch lost: the replication link is down; the secondary will refuse this copy at the first checkpoint");

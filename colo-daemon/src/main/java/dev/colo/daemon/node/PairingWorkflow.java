@@ -258,7 +258,8 @@ final class PairingWorkflow {
                 return;
             }
             if (req.getDisksCount() == 0) {
-                events.info("pairing", "secondary accepted the pair; guest RAM is copied while the PVM runs, then the first checkpoint", "last_checkpoint", req.getLastCheckpointSeq());
+                events.info("pairing", "secondary accepted the pair; guest RAM is copied while the PVM runs, then the first checkpoint",
+                        "last_checkpoint", req.getLastCheckpointSeq());
                 host.startEngine(pvm, req, null);
                 return;
             }
@@ -280,7 +281,8 @@ final class PairingWorkflow {
                 return;
             }
             long bytes = req.getDisksList().stream().mapToLong(ReplicatedDisk::getSizeBytes).sum();
-            events.info("pairing", "secondary accepted the pair; the disks, then guest RAM, are copied while the PVM runs, then the first checkpoint", "last_checkpoint",
+            events.info("pairing", "secondary accepted the pair; the disks, then guest RAM, are copied while the PVM runs, then the first "
+                    + "checkpoint", "last_checkpoint",
                     req.getLastCheckpointSeq(), "disks", req.getDisksCount(), "disk_bytes", bytes);
             work.execute(() -> copyDisks(pvm, req));
         };
