@@ -96,6 +96,52 @@ class PromiseIT {
                 || l.contains("event=garp")).forEach(l -> System.out.println("promise:   " + l.replaceAll(" node=.*? event=", " event=")));
     }
 
+    /**
+     * A packet trace of the clients' namespace for one trial, when {@code colo.promise.pcap} names a
+     * directory (bench/promise sets it): kept only if the trial broke the promise, so that a rare
+     * violation can be read packet by packet. tcpdump runs in the namespace and stops before it goes.
+     */
+    static final class ClientTrace implements AutoCloseable {
+        private final Process tcpdump;
+        private final java.nio.file.Path file;
+        private boolean keep;
+
+        private ClientTrace(Process tcpdump, java.nio.file.Path file) {
+            this.tcpdump = tcpdump;
+            this.file = file;
+        }
+
+        /** Null when no trace was asked for. */
+        static ClientTrace start(HostPairLab lab, String name) throws Exception {
+            String dir = System.getProperty("colo.promise.pcap", "");
+            if (dir.isBlank()) {
+                return null;
+            }
+            java.nio.file.Path file = java.nio.file.Path.of(dir).resolve(lab.domain + "-" + name + ".pcap");
+            java.nio.file.Files.createDirectories(file.getParent());
+            Process p = new ProcessBuilder("ip", "netns", "exec", lab.lan.ns().name(), "tcpdump", "-i", "any", "-n", "-U", "-s", "256", "-w",
+                    file.toString()).redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+            return new ClientTrace(p, file);
+        }
+
+        void keep() {
+            keep = true;
+        }
+
+        @Override
+        public void close() throws Exception {
+            tcpdump.destroy(); // SIGTERM: tcpdump flushes and closes the file
+            if (!tcpdump.waitFor(5, TimeUnit.SECONDS)) {
+                tcpdump.destroyForcibly();
+            }
+            if (keep) {
+                System.out.println("promise:   packet trace of the clients' namespace kept: " + file);
+            } else {
+                java.nio.file.Files.deleteIfExists(file);
+            }
+        }
+    }
+
     static void check(String what, PromiseLoad.Result r) {
         System.out.println("promise: " + what + ": " + r.summary());
         r.problems().stream().limit(10).forEach(p -> System.out.println("promise:   " + p));
@@ -108,14 +154,18 @@ class PromiseIT {
         Random rnd = new Random(Long.getLong("colo.seed", System.nanoTime()));
         for (int trial = 1; trial <= KILLS; trial++) {
             int mode = trial % 3;
-            try (HostPairLab lab = pairedLab("pk" + trial)) {
+            try (HostPairLab lab = pairedLab("pk" + trial); ClientTrace trace = ClientTrace.start(lab, "trial-" + trial)) {
                 PromiseLoad load = new PromiseLoad(lab.lan.ns(), LabLan.GUEST_IP, 6);
                 Thread.sleep(2000 + rnd.nextInt(3000));
                 String when = killPrimaryHost(lab, mode, rnd, load::markFault);
                 await("host-b ACTIVE", lab, Duration.ofSeconds(30), () -> state(lab.b).equals("ACTIVE"));
                 Thread.sleep(6000);
                 timeline(lab);
-                check("kill -9 of the primary " + when + " (trial " + trial + ")", load.stopAndCheck());
+                PromiseLoad.Result result = load.stopAndCheck();
+                if (trace != null && !result.promiseKept()) {
+                    trace.keep();
+                }
+                check("kill -9 of the primary " + when + " (trial " + trial + ")", result);
             }
         }
     }
