@@ -39,7 +39,10 @@ public final class DiskRelay implements DiskWriteTarget {
 
     /** Where the copy goes while pairing, and who is told about the relay's state. */
     public interface Link {
-        /** Sends a batch of the copy; false when the link is not keeping up. */
+        /**
+         * Queues a batch of the copy for the secondary; false only when it could not be queued (no
+         * link), never merely because the link is behind: {@link #writable()} says that.
+         */
         boolean send(DiskWrites batch);
 
         boolean writable();

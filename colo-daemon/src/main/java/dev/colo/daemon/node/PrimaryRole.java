@@ -211,7 +211,14 @@ final class PrimaryRole implements FailoverControl.Target {
     private final class RelayLink implements DiskRelay.Link {
         @Override
         public boolean send(DiskWrites batch) {
-            return ctx.link().connected() && ctx.link().send(ctx.envelopes().builder().setDiskWrites(batch).build());
+            if (!ctx.link().connected()) {
+                return false;
+            }
+            // LinkPort.send's false means "queued, but the link is behind" (writable() paces the
+            // copy); only a missing link loses the batch. The secondary's count of the copy's
+            // batches is the guard either way.
+            ctx.link().send(ctx.envelopes().builder().setDiskWrites(batch).build());
+            return true;
         }
 
         @Override
