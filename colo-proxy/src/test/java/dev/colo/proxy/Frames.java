@@ -40,6 +40,16 @@ public final class Frames {
         return Frame.of(track(b));
     }
 
+    /** An ICMP message from the VM to the client: type 0 is an echo reply, 8 an echo request. */
+    public Frame icmp(int type, byte[] payload) {
+        int ipLen = 20 + 8 + payload.length;
+        ByteBuf b = Unpooled.buffer(14 + ipLen);
+        eth(b, VM_MAC, CLIENT_MAC, 0x0800);
+        ipv4(b, ipLen, 1, VM_IP, CLIENT_IP);
+        b.writeByte(type).writeByte(0).writeShort(0).writeShort(7).writeShort(1).writeBytes(payload);
+        return Frame.of(track(b));
+    }
+
     public Frame raw(byte[] bytes) {
         return Frame.of(track(Unpooled.buffer(bytes.length).writeBytes(bytes)));
     }

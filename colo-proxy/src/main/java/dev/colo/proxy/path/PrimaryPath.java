@@ -7,6 +7,8 @@ import dev.colo.proxy.compare.CompareSink;
 import dev.colo.proxy.compare.CompareStats;
 import dev.colo.proxy.compare.Comparator;
 import dev.colo.proxy.frame.Frame;
+import dev.colo.proxy.packet.Classification;
+import dev.colo.proxy.packet.PacketView;
 import java.util.ArrayDeque;
 import java.util.List;
 import java.util.function.Consumer;
@@ -93,6 +95,9 @@ public final class PrimaryPath {
     private final ArrayDeque<Frame> recent = new ArrayDeque<>();
     /** Released output held back while HOLDING. */
     private final ArrayDeque<Frame> withheld = new ArrayDeque<>();
+    private final PacketView view = new PacketView();
+    /** ARP and ping echoes let out while HOLDING, uncompared (see {@link #onPvmFrame}). */
+    private long livenessPassed;
     private long staleSecondaryDropped;
     private long duplicatedToSecondary;
     private long replayedAtPause;
@@ -169,7 +174,20 @@ public final class PrimaryPath {
             out(frame); // no SVM exists in this pairing yet: there is nothing to fail over to
             return;
         }
+        if (mode == Mode.HOLDING && showsTheVmAlive(frame)) {
+            // A secondary that lost us asks the LAN whether the VM still answers: while we hold it
+            // must see us alive and retire its SVM, or it would promote it beside us. A ping's echo
+            // and ARP carry no state a client could act on; any VM would answer them the same.
+            livenessPassed++;
+            toClient.accept(frame);
+            return;
+        }
         g.comparator.onPrimary(frame, nowNs);
+    }
+
+    private boolean showsTheVmAlive(Frame frame) {
+        Classification c = view.parse(frame.ethernet()).classification();
+        return c == Classification.ARP || (c == Classification.ICMP && view.ipVersion() == 4 && view.icmpType() == 0);
     }
 
     /** A frame the SVM of {@code generation} sent, arriving over the link. */

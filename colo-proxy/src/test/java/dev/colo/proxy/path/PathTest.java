@@ -168,6 +168,23 @@ class PathTest {
         assertThat(toClient).as("a fenced node releases nothing").hasSize(1);
     }
 
+    @Test
+    void holdingStillAnswersPingsAndArpSoASecondaryAskingTheLanSeesUsAlive() {
+        protectedAt1();
+        primary.hold();
+        primary.onPvmFrame(f.icmp(0, "echo".getBytes()), 0);
+        primary.onPvmFrame(f.arp(Frames.VM_IP, Frames.CLIENT_IP), 0);
+        assertThat(toClient).as("a ping's echo and ARP leave uncompared").hasSize(2);
+        primary.onPvmFrame(f.icmp(8, "a ping of its own".getBytes()), 0);
+        primary.onPvmFrame(f.udp(2, 1, "state".getBytes()), 0);
+        primary.onSecondaryFrame(1, f.udp(2, 1, "state".getBytes()), 0);
+        assertThat(toClient).as("everything else is held").hasSize(2);
+        primary.resumeProtecting();
+        assertThat(toClient).as("the matched datagram leaves once protection resumes").hasSize(3);
+        primary.onPvmFrame(f.icmp(0, "echo".getBytes()), 0);
+        assertThat(toClient).as("protected: an echo waits for the SVM's").hasSize(3);
+    }
+
     // --- secondary ---
 
     final List<Frame> toSvm = new ArrayList<>();
