@@ -43,6 +43,7 @@ class PairSimulationTest {
         long requests = 0;
         long virtualMs = 0;
         List<Long> waits = new ArrayList<>();
+        List<PairSimulation.Outcome> slowest = new ArrayList<>();
         int takeovers = 0;
         for (int i = 0; i < n; i++) {
             long seed = fixed != null ? Long.parseLong(fixed) : base + i;
@@ -56,6 +57,11 @@ class PairSimulationTest {
             virtualMs += o.virtualMs();
             if (!"none".equals(o.survivor())) {
                 waits.add(o.longestWaitMs());
+                slowest.add(o);
+                slowest.sort(java.util.Comparator.comparingLong(PairSimulation.Outcome::longestWaitMs).reversed());
+                if (slowest.size() > 3) {
+                    slowest.remove(3);
+                }
             }
             if ("host-b".equals(o.survivor())) {
                 takeovers++;
@@ -73,6 +79,9 @@ class PairSimulationTest {
         System.out.printf("pair simulation: %d seeds in %d ms (%.1f ms each), %d virtual seconds, %d client requests, %d takeovers, "
                 + "longest client wait per run (runs with a survivor) p50 %d ms p99 %d ms max %d ms, %d failing seeds%n", n, ms, (double) ms / n,
                 virtualMs / 1000, requests, takeovers, pct(waits, 50), pct(waits, 99), pct(waits, 100), failed.size());
+        for (PairSimulation.Outcome o : slowest) {
+            System.out.println("  slowest: seed " + o.seed() + " [" + o.faults() + "]: a client waited " + o.longestWaitMs() + " ms");
+        }
         for (PairSimulation.Outcome o : failed) {
             System.out.println("  failing seed " + o.seed() + " [" + o.faults() + "]: " + o.violations().get(0));
         }
