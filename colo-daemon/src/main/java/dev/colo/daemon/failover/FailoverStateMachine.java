@@ -11,6 +11,15 @@ import java.util.function.Consumer;
  * it promotes only if the witness answers <em>and</em> the primary cannot be reached over the LAN
  * either, so a broken replication link alone never makes two primaries.
  *
+ * <p>The promotion lease keeps the two decisions apart in time, so that no interleaving of a stall
+ * and a crash lets a secondary promote an SVM the primary has already served past. A secondary
+ * promotes on its own verdict only within {@code promotionLeaseNs} of its last heartbeat that the
+ * primary confirmed (echoed) while protected by it; the primary serves without it only once
+ * {@link #SOLO_MARGIN_NS} more than that has passed since it last heard from it. A secondary that
+ * was itself stalled, or heard the primary while the primary could not hear it, thus finds its lease
+ * expired instead of promoting a stale SVM. Meanwhile the primary holds its output, and its proxy
+ * still answers pings and ARP for the VM, so a secondary asking the LAN sees it alive and retires.
+ *
  * <p>It owns the failover term: a promotion takes the next term, and any node that learns of a newer
  * term than its own while it releases output (or may soon) fences itself. The term has nothing to
  * do with checkpoints; the coordinator numbers those.
@@ -46,29 +55,43 @@ public final class FailoverStateMachine {
     /** The witness's verdict. */
     public record Verdict(boolean witnessAnswered, boolean peerReachableOverLan, String evidence) {}
 
+    /** How much longer than the secondary's lease the primary waits before serving without it. */
+    public static final long SOLO_MARGIN_NS = 500_000_000L;
+
     private final FailoverActions actions;
     private final Consumer<Transition> onTransition;
     private final long heartbeatTimeoutNs;
+    private final long promotionLeaseNs;
     private final long reprotectBackoffNs;
     private State state;
     private long term;
     private long lastHeartbeatNs;
     private long stateSinceNs;
     private boolean protectionWanted;
+    /** Secondary: the newest of our heartbeats' send times that the primary echoed while protected by us. */
+    private long confirmedNs = Long.MIN_VALUE / 4;
+    /** Primary in SUSPECT: the witness answered; we serve alone once the secondary's lease is surely over. */
+    private String soloEvidence;
 
     /** A pair already protected: the primary PROTECTED, the secondary STANDBY. */
-    public FailoverStateMachine(Role role, long term, long heartbeatTimeoutNs, long reprotectBackoffNs, FailoverActions actions,
-            Consumer<Transition> onTransition, long nowNs) {
-        this(role == Role.PRIMARY ? State.PROTECTED : State.STANDBY, term, heartbeatTimeoutNs, reprotectBackoffNs, actions, onTransition,
-                nowNs);
+    public FailoverStateMachine(Role role, long term, long heartbeatTimeoutNs, long promotionLeaseNs, long reprotectBackoffNs,
+            FailoverActions actions, Consumer<Transition> onTransition, long nowNs) {
+        this(role == Role.PRIMARY ? State.PROTECTED : State.STANDBY, term, heartbeatTimeoutNs, promotionLeaseNs, reprotectBackoffNs, actions,
+                onTransition, nowNs);
+        this.confirmedNs = nowNs;
     }
 
     /** A node starting in {@code initial}: UNPROTECTED or IDLE for a daemon that has not paired yet. */
-    public FailoverStateMachine(State initial, long term, long heartbeatTimeoutNs, long reprotectBackoffNs, FailoverActions actions,
-            Consumer<Transition> onTransition, long nowNs) {
+    public FailoverStateMachine(State initial, long term, long heartbeatTimeoutNs, long promotionLeaseNs, long reprotectBackoffNs,
+            FailoverActions actions, Consumer<Transition> onTransition, long nowNs) {
+        if (promotionLeaseNs < heartbeatTimeoutNs) {
+            throw new IllegalArgumentException("the promotion lease (" + promotionLeaseNs / 1_000_000 + " ms) must be at least the heartbeat timeout ("
+                    + heartbeatTimeoutNs / 1_000_000 + " ms)");
+        }
         this.actions = actions;
         this.onTransition = onTransition;
         this.heartbeatTimeoutNs = heartbeatTimeoutNs;
+        this.promotionLeaseNs = promotionLeaseNs;
         this.reprotectBackoffNs = reprotectBackoffNs;
         this.term = term;
         this.state = initial;
@@ -103,6 +126,9 @@ public final class FailoverStateMachine {
             throw new IllegalStateException("failover: illegal transition " + state + " -> " + next + " (" + why + ")");
         }
         Transition t = new Transition(state, next, term, why, nowNs);
+        if (state == State.SUSPECT) {
+            soloEvidence = null;
+        }
         state = next;
         stateSinceNs = nowNs;
         onTransition.accept(t);
@@ -136,7 +162,7 @@ public final class FailoverStateMachine {
         }
         switch (state) {
             case SUSPECT -> {
-                state(State.PROTECTED, nowNs, "heartbeat back before the witness answered");
+                state(State.PROTECTED, nowNs, "heartbeat back before we served without the secondary");
                 actions.resumeProtected();
             }
             case PROBING -> state(State.STANDBY, nowNs, "primary heartbeat back");
@@ -147,6 +173,56 @@ public final class FailoverStateMachine {
                 // nothing to change
             }
         }
+    }
+
+    /**
+     * A heartbeat from the peer. Secondary: {@code echoedNs} is the send time of our newest heartbeat
+     * that the primary had received, echoed only while it does not serve without us; it renews our
+     * promotion lease. A primary that says it serves alone has gone past our SVM for good.
+     */
+    public void onPeerHeartbeat(long echoedNs, boolean peerServesAlone, long nowNs) {
+        if (role() != Role.SECONDARY) {
+            return;
+        }
+        if (peerServesAlone) {
+            if (state == State.STANDBY || state == State.PROBING) {
+                String why = "the primary's heartbeat says it serves without us: our SVM is stale and is retired; waiting to be paired again";
+                state(State.IDLE, nowNs, why);
+                actions.abandonSvm(why);
+            }
+            return;
+        }
+        if (echoedNs > confirmedNs && echoedNs <= nowNs) {
+            confirmedNs = echoedNs;
+        }
+    }
+
+    /**
+     * Primary holding its output: the secondary talks again, but runs no SVM it could promote (its
+     * daemon restarted, or it retired the SVM). Nothing to wait for: serve without it.
+     */
+    public void onSecondaryWithoutSvm(long nowNs) {
+        lastHeartbeatNs = nowNs;
+        if (state == State.SUSPECT) {
+            state(State.UNPROTECTED, nowNs, "the secondary answers again but runs no SVM it could promote (its daemon restarted, or it "
+                    + "retired the SVM): serving unprotected, re-protecting after backoff");
+            actions.runUnprotected();
+        }
+    }
+
+    /** Secondary: we run an SVM we could promote; our heartbeats say so. */
+    public boolean follows() {
+        return state == State.STANDBY || state == State.PROBING;
+    }
+
+    /** Primary: our heartbeats echo the secondary's, renewing its lease, while we serve nothing past its SVM. */
+    public boolean echoesPeer() {
+        return state == State.PAIRING || state == State.PROTECTED || state == State.SUSPECT;
+    }
+
+    /** This node serves the VM without a secondary: a secondary still following it holds a stale SVM. */
+    public boolean servesAlone() {
+        return state == State.UNPROTECTED || state == State.ACTIVE;
     }
 
     public boolean protectionWanted() {
@@ -262,7 +338,7 @@ public final class FailoverStateMachine {
     public void onPrimaryServesWithoutUs(String evidence, long nowNs) {
         if (state == State.STANDBY || state == State.PROBING) {
             String why = "the VM answered on the LAN while the primary was silent to us (" + evidence
-                    + "): it serves without us, our SVM is stale and is retired; waiting to be paired again";
+                    + "): it lives and serves (or will, once our lease is over) without us, our SVM is stale and is retired; waiting to be paired again";
             state(State.IDLE, nowNs, why);
             actions.abandonSvm(why);
         }
@@ -279,14 +355,31 @@ public final class FailoverStateMachine {
         switch (state) {
             case SUSPECT -> {
                 if (v.witnessAnswered()) {
-                    state(State.UNPROTECTED, nowNs, "secondary lost, witness answered (" + v.evidence() + "): serving unprotected");
-                    actions.runUnprotected();
+                    soloEvidence = v.evidence();
+                    long waitNs = soloAfterNs() - (nowNs - lastHeartbeatNs);
+                    if (waitNs <= 0) {
+                        goSolo(nowNs);
+                    } else {
+                        onTransition.accept(new Transition(state, state, term, "secondary lost, witness answered (" + v.evidence()
+                                + "); holding output " + waitNs / 1_000_000 + " ms more, until the secondary's promotion lease is surely over",
+                                nowNs));
+                    }
                 } else {
                     fence("secondary lost and witness silent (" + v.evidence() + "): we may be the one cut off", nowNs);
                 }
             }
             case PROBING -> {
-                if (v.witnessAnswered() && !v.peerReachableOverLan()) {
+                long unconfirmedNs = nowNs - confirmedNs;
+                if (v.witnessAnswered() && !v.peerReachableOverLan() && unconfirmedNs > promotionLeaseNs) {
+                    // A stall of ours, or a primary that heard nothing from us while we heard it:
+                    // it may have served without us since, and promoting would roll that back.
+                    String why = "primary lost (" + v.evidence() + "), but it last confirmed us "
+                            + (unconfirmedNs >= Long.MAX_VALUE / 8 ? "never" : unconfirmedNs / 1_000_000 + " ms ago")
+                            + ", past our promotion lease of " + promotionLeaseNs / 1_000_000
+                            + " ms: it may have served without us since, so our SVM may be stale and is retired, not promoted";
+                    state(State.IDLE, nowNs, why);
+                    actions.abandonSvm(why);
+                } else if (v.witnessAnswered() && !v.peerReachableOverLan()) {
                     term++;
                     state(State.ACTIVE, nowNs, "primary lost, witness answered, primary unreachable over the LAN (" + v.evidence()
                             + "): promoting in term " + term);
@@ -296,7 +389,7 @@ public final class FailoverStateMachine {
                     // witness answers), so our SVM falls behind for good. Promoting it later, when
                     // the primary dies, would roll back everything the clients were told since.
                     String why = "primary still reachable over the LAN while the replication link is down (" + v.evidence()
-                            + "): it serves without us, our SVM is stale and is retired; waiting to be paired again";
+                            + "): it serves (or will, once our lease is over) without us, our SVM is stale and is retired; waiting to be paired again";
                     state(State.IDLE, nowNs, why);
                     actions.abandonSvm(why);
                 } else {
@@ -309,6 +402,17 @@ public final class FailoverStateMachine {
                 // A late verdict; nothing depends on it any more.
             }
         }
+    }
+
+    /** Primary: how long after the secondary's last heartbeat we may serve without it. */
+    public long soloAfterNs() {
+        return promotionLeaseNs + SOLO_MARGIN_NS;
+    }
+
+    private void goSolo(long nowNs) {
+        state(State.UNPROTECTED, nowNs, "secondary lost, witness answered (" + soloEvidence + "), and its promotion lease is over (silent "
+                + (nowNs - lastHeartbeatNs) / 1_000_000 + " ms): serving unprotected");
+        actions.runUnprotected();
     }
 
     private void fence(String why, long nowNs) {
@@ -333,7 +437,19 @@ public final class FailoverStateMachine {
                     actions.probe();
                 }
             }
-            case PROBING, SUSPECT -> {
+            case SUSPECT -> {
+                if (soloEvidence != null) {
+                    // The witness answered: only the lease is waited out (a later blip of the
+                    // witness must not fence a primary whose secondary is simply gone).
+                    if (silent >= soloAfterNs()) {
+                        goSolo(nowNs);
+                    }
+                } else if (nowNs - stateSinceNs > heartbeatTimeoutNs) {
+                    stateSinceNs = nowNs;
+                    actions.probe();
+                }
+            }
+            case PROBING -> {
                 if (nowNs - stateSinceNs > heartbeatTimeoutNs) {
                     stateSinceNs = nowNs;
                     actions.probe();

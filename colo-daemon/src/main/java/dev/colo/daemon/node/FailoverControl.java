@@ -60,6 +60,10 @@ final class FailoverControl {
     private volatile boolean actsAsPrimary;
     private volatile long lastRxNs;
     private volatile long lastRxTerm;
+    /** The send time (the peer's clock) of the newest heartbeat from the peer; control lane. */
+    private long peerSentNs;
+    /** The peer's newest heartbeat in this link session said it follows us (1), or not (0); -1: none yet. */
+    private volatile int peerFollows = -1;
     private final Reachability reach;
     /** Secondary: since when the primary has been silent to us (-1: it is not). */
     private long silentSinceNs = -1;
@@ -88,9 +92,9 @@ final class FailoverControl {
         long timeout = cfg.link().heartbeatTimeoutMs() * 1_000_000L;
         // The secondary waits longer than the primary: after a link cut the primary has decided
         // (unprotected, or fenced) before the secondary asks whether anyone still serves the VM.
-        long smTimeout = primary ? timeout : 2 * timeout + 3 * cfg.witness().timeoutMs() * 1_000_000L;
-        sm = new FailoverStateMachine(primary ? State.UNPROTECTED : State.IDLE, 0, smTimeout, cfg.vm().reprotectBackoffMs() * 1_000_000L,
-                new Actions(), this::onTransition, now);
+        long smTimeout = primary ? timeout : secondaryTimeoutNs(cfg);
+        sm = new FailoverStateMachine(primary ? State.UNPROTECTED : State.IDLE, 0, smTimeout, promotionLeaseNs(cfg),
+                cfg.vm().reprotectBackoffMs() * 1_000_000L, new Actions(), this::onTransition, now);
         lastHeartbeatNs = now;
         mirror();
         long interval = cfg.link().heartbeatIntervalMs() * 1_000_000L;
@@ -99,6 +103,25 @@ final class FailoverControl {
 
     void stop() {
         ticker.cancel();
+    }
+
+    /** How long the secondary waits for the primary before it probes: longer than the primary's timeout. */
+    static long secondaryTimeoutNs(DaemonConfig cfg) {
+        return 2 * cfg.link().heartbeatTimeoutMs() * 1_000_000L + 3 * cfg.witness().timeoutMs() * 1_000_000L;
+    }
+
+    /**
+     * The secondary's promotion lease, the same on both nodes (they share these settings): its
+     * timeout, one whole probe (the witness, then the primary daemon's connect of at least a second),
+     * two heartbeat intervals of echo lag and half a second of scheduling slack. A secondary that
+     * finds the primary gone later than this after the primary last confirmed it does not promote;
+     * the primary serves without a silent secondary only {@link FailoverStateMachine#SOLO_MARGIN_NS}
+     * after that.
+     */
+    static long promotionLeaseNs(DaemonConfig cfg) {
+        long w = cfg.witness().timeoutMs();
+        long ms = 2 * w + Math.max(1000, 3 * w) + 2 * cfg.link().heartbeatIntervalMs() + 500;
+        return secondaryTimeoutNs(cfg) + ms * 1_000_000L;
     }
 
     FailoverStateMachine machine() {
@@ -124,6 +147,7 @@ final class FailoverControl {
     /** The link closed: what arrived before it proves nothing about the peer any more. Control lane. */
     void onLinkClosed(String why) {
         lastHeartbeatNs = Math.max(lastHeartbeatNs, lastRxNs);
+        peerFollows = -1; // a new session proves it again: the peer's daemon may have restarted
         sm.onLinkClosed(why, runtime.nowNs());
         mirror();
     }
@@ -134,13 +158,33 @@ final class FailoverControl {
         lastRxNs = runtime.nowNs();
     }
 
+    /** A heartbeat arrived (any lane): its send time is echoed back, its echo renews our lease. */
+    void onPeerHeartbeat(Heartbeat hb) {
+        peerFollows = hb.getFollows() ? 1 : 0;
+        control.execute(() -> {
+            if (sm == null) {
+                return;
+            }
+            peerSentNs = Math.max(peerSentNs, hb.getSentNs());
+            sm.onPeerHeartbeat(hb.getEchoNs(), hb.getServesAlone(), runtime.nowNs());
+            mirror();
+        });
+    }
+
     private void tick() {
         long now = runtime.nowNs();
         if (link.connected()) {
-            link.send(envelopes.builder().setHeartbeat(Heartbeat.newBuilder().setSentNs(now)).build());
+            link.send(envelopes.builder().setHeartbeat(Heartbeat.newBuilder().setSentNs(now).setEchoNs(sm.echoesPeer() ? peerSentNs : 0)
+                    .setServesAlone(sm.servesAlone()).setFollows(sm.follows())).build());
         }
         long rx = lastRxNs;
-        if (rx > lastHeartbeatNs) {
+        int follows = peerFollows;
+        if (rx > lastHeartbeatNs && sm.state() == State.SUSPECT && follows == 0) {
+            lastHeartbeatNs = rx;
+            sm.onSecondaryWithoutSvm(rx);
+        } else if (rx > lastHeartbeatNs && (sm.state() != State.SUSPECT || follows == 1)) {
+            // Holding for a secondary, only its heartbeat tells whether it still runs an SVM:
+            // a restarted daemon's first words must not restore protection.
             lastHeartbeatNs = rx;
             sm.onHeartbeat(lastRxTerm, rx);
         }
@@ -259,7 +303,7 @@ final class FailoverControl {
 
         @Override
         public void abandonSvm(String reason) {
-            events.warn("svm_stale", "the primary served without us: the SVM is stale and retired", "reason", reason);
+            events.warn("svm_stale", "the SVM is stale (the primary served, or may have served, without us): retired, never promoted", "reason", reason);
             target.get().abandonSvm(reason);
         }
 

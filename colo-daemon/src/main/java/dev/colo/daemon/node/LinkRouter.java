@@ -89,9 +89,7 @@ final class LinkRouter implements PeerLink.Listener {
             return;
         }
         switch (m.getBodyCase()) {
-            case HEARTBEAT -> {
-                // liveness only, recorded above
-            }
+            case HEARTBEAT -> failover.onPeerHeartbeat(m.getHeartbeat());
             case FRAMES -> path.execute(() -> node.onFrames(m.getFrames()));
             case CHECKPOINT_BEGIN, PRECOPY, PAGES, DISK_WRITES, DEVICE_STATE, CHECKPOINT_COMMIT, CHECKPOINT_ABORT -> node.onCheckpointMessage(m);
             case CHECKPOINT_ACK -> node.onCheckpointAck(m.getCheckpointAck());

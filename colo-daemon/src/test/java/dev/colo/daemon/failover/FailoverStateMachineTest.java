@@ -17,6 +17,7 @@ import org.junit.jupiter.api.Test;
 class FailoverStateMachineTest {
     static final long MS = 1_000_000L;
     static final long TIMEOUT = 300 * MS;
+    static final long LEASE = 1_000 * MS;
     final ManualClock clock = new ManualClock();
 
     static final class Actions implements FailoverActions {
@@ -36,7 +37,7 @@ class FailoverStateMachineTest {
     final List<Transition> transitions = new ArrayList<>();
 
     FailoverStateMachine machine(Role role, long term) {
-        return new FailoverStateMachine(role, term, TIMEOUT, 2_000 * MS, actions, transitions::add, clock.nowNs());
+        return new FailoverStateMachine(role, term, TIMEOUT, LEASE, 2_000 * MS, actions, transitions::add, clock.nowNs());
     }
 
     @Test
@@ -51,7 +52,7 @@ class FailoverStateMachineTest {
 
     @Test
     void aFenceFromThePeerStopsAStalePrimary() {
-        FailoverStateMachine p = new FailoverStateMachine(State.UNPROTECTED, 3, TIMEOUT, 2_000 * MS, actions, transitions::add, clock.nowNs());
+        FailoverStateMachine p = new FailoverStateMachine(State.UNPROTECTED, 3, TIMEOUT, LEASE, 2_000 * MS, actions, transitions::add, clock.nowNs());
         p.onFenced(4, "partition healed", clock.advanceMs(1));
         assertThat(p.state()).isEqualTo(State.FENCED);
         assertThat(transitions.get(transitions.size() - 1).reason()).contains("term 4");
@@ -62,7 +63,7 @@ class FailoverStateMachineTest {
 
     @Test
     void pairingRunsFromUnprotectedToProtectedOrBackOnFailure() {
-        FailoverStateMachine p = new FailoverStateMachine(State.UNPROTECTED, 0, TIMEOUT, 2_000 * MS, actions, transitions::add, clock.nowNs());
+        FailoverStateMachine p = new FailoverStateMachine(State.UNPROTECTED, 0, TIMEOUT, LEASE, 2_000 * MS, actions, transitions::add, clock.nowNs());
         assertThat(p.protectionWanted()).isFalse();
         p.doWork(clock.advanceMs(5_000));
         assertThat(actions.log).as("nothing to re-protect before the operator pairs").isEmpty();
@@ -85,7 +86,7 @@ class FailoverStateMachineTest {
 
     @Test
     void secondaryGoesFromIdleToStandbyAndTakesOverOnHandoverWithoutTheWitness() {
-        FailoverStateMachine s = new FailoverStateMachine(State.IDLE, 0, TIMEOUT, 2_000 * MS, actions, transitions::add, clock.nowNs());
+        FailoverStateMachine s = new FailoverStateMachine(State.IDLE, 0, TIMEOUT, LEASE, 2_000 * MS, actions, transitions::add, clock.nowNs());
         s.doWork(clock.advanceMs(1_000));
         assertThat(s.state()).as("no SVM: nothing to promote, no probing").isEqualTo(State.IDLE);
         s.onPaired(1, clock.advanceMs(1));
@@ -118,9 +119,16 @@ class FailoverStateMachineTest {
         assertThat(p.releasing()).isFalse();
         assertThat(actions.log).containsExactly("hold", "probe");
         p.onVerdict(new Verdict(true, false, "10.0.0.254 answered in 2 ms"), clock.advanceMs(5));
+        assertThat(p.state()).as("the secondary may still promote: held until its lease is surely over").isEqualTo(State.SUSPECT);
+        assertThat(transitions.get(transitions.size() - 1).reason()).contains("holding output").contains("promotion lease");
+        p.doWork(clock.advanceMs(1_000)); // 1355 ms silent: the lease (1000) plus the margin (500) not yet over
+        assertThat(p.state()).isEqualTo(State.SUSPECT);
+        assertThat(actions.log).as("the witness answered once; no more probes while the lease runs out").containsExactly("hold", "probe");
+        p.doWork(clock.advanceMs(150));
         assertThat(p.state()).isEqualTo(State.UNPROTECTED);
         assertThat(p.releasing()).isTrue();
-        assertThat(transitions.get(transitions.size() - 1).reason()).contains("witness answered").contains("10.0.0.254");
+        assertThat(transitions.get(transitions.size() - 1).reason()).contains("witness answered").contains("10.0.0.254")
+                .contains("lease is over");
         p.onHeartbeat(7, clock.advanceMs(100));
         p.doWork(clock.advanceMs(50));
         assertThat(actions.log).as("not before the backoff").doesNotContain("reprotect");
@@ -180,6 +188,34 @@ class FailoverStateMachineTest {
     }
 
     @Test
+    void aSecondaryWhoseLeaseRanOutRetiresItsSvmInsteadOfPromoting() {
+        FailoverStateMachine s = machine(Role.SECONDARY, 4);
+        s.onPeerHeartbeat(clock.nowNs(), false, clock.advanceMs(20)); // the primary echoed our heartbeat of t=0
+        s.onHeartbeat(4, clock.nowNs());
+        // We stalled (or heard the primary while it could not hear us) for longer than the lease.
+        s.doWork(clock.advanceMs(1_100));
+        assertThat(s.state()).isEqualTo(State.PROBING);
+        s.onVerdict(new Verdict(true, false, "witness answered, primary silent on the LAN"), clock.advanceMs(5));
+        assertThat(s.state()).as("the primary may have served without us since: never promote").isEqualTo(State.IDLE);
+        assertThat(actions.log).containsExactly("probe", "abandon svm");
+        assertThat(transitions.get(transitions.size() - 1).reason()).contains("last confirmed us 1125 ms ago").contains("lease of 1000 ms");
+    }
+
+    @Test
+    void aPrimaryHeartbeatSayingItServesAloneRetiresTheSvmAndOnlyAProtectedPrimaryEchoes() {
+        FailoverStateMachine s = machine(Role.SECONDARY, 4);
+        s.onPeerHeartbeat(clock.nowNs(), true, clock.advanceMs(5));
+        assertThat(s.state()).isEqualTo(State.IDLE);
+        assertThat(actions.log).containsExactly("abandon svm");
+        FailoverStateMachine p = machine(Role.PRIMARY, 4);
+        assertThat(p.echoesPeer()).isTrue();
+        assertThat(p.servesAlone()).isFalse();
+        p.onSecondaryLost("SVM crashed", clock.advanceMs(1));
+        assertThat(p.echoesPeer()).as("an unprotected primary renews no lease").isFalse();
+        assertThat(p.servesAlone()).isTrue();
+    }
+
+    @Test
     void secondaryGoesBackToStandbyWhenThePrimaryReturns() {
         FailoverStateMachine s = machine(Role.SECONDARY, 4);
         s.doWork(clock.advanceMs(400));
@@ -192,6 +228,7 @@ class FailoverStateMachineTest {
         FailoverStateMachine p = machine(Role.PRIMARY, 9);
         p.doWork(clock.advanceMs(400));
         p.onVerdict(new Verdict(true, false, "witness answered"), clock.advanceMs(5));
+        p.doWork(clock.advanceMs(1_500));
         assertThat(p.state()).isEqualTo(State.UNPROTECTED);
         p.onHeartbeat(10, clock.advanceMs(100)); // the other side promoted at 10
         assertThat(p.state()).isEqualTo(State.FENCED);
@@ -215,17 +252,21 @@ class FailoverStateMachineTest {
         List<String> sLog = new ArrayList<>();
         Actions pa = new Actions();
         Actions sa = new Actions();
-        FailoverStateMachine p = new FailoverStateMachine(Role.PRIMARY, 1, TIMEOUT, 2_000 * MS, pa, t -> pLog.add(t.toString()), clock.nowNs());
-        FailoverStateMachine s = new FailoverStateMachine(Role.SECONDARY, 1, TIMEOUT, 2_000 * MS, sa, t -> sLog.add(t.toString()), clock.nowNs());
-        boolean link = true;
+        FailoverStateMachine p = new FailoverStateMachine(Role.PRIMARY, 1, TIMEOUT, LEASE, 2_000 * MS, pa, t -> pLog.add(t.toString()), clock.nowNs());
+        FailoverStateMachine s = new FailoverStateMachine(Role.SECONDARY, 1, TIMEOUT, LEASE, 2_000 * MS, sa, t -> sLog.add(t.toString()), clock.nowNs());
+        boolean toSecondary = true; // each direction of the replication link fails on its own
+        boolean toPrimary = true;
+        boolean primaryServedPastTheSvm = false;
         boolean primaryAlive = true;
         boolean secondaryAlive = true;
         boolean witnessUp = true;
         for (int step = 0; step < 400; step++) {
             long now = clock.advanceMs(10 + rnd.nextInt(60));
             int dice = rnd.nextInt(100);
-            if (dice < 4) {
-                link = !link;
+            if (dice < 2) {
+                toSecondary = !toSecondary;
+            } else if (dice < 4) {
+                toPrimary = !toPrimary;
             } else if (dice < 5 && primaryAlive && secondaryAlive) {
                 primaryAlive = false;
             } else if (dice < 6 && primaryAlive && secondaryAlive) {
@@ -233,10 +274,13 @@ class FailoverStateMachineTest {
             } else if (dice < 9) {
                 witnessUp = !witnessUp;
             }
-            boolean heartbeats = link && primaryAlive && secondaryAlive;
-            if (heartbeats) {
+            if (toPrimary && primaryAlive && secondaryAlive) {
                 p.onHeartbeat(s.term(), now);
+            }
+            if (toSecondary && primaryAlive && secondaryAlive) {
+                // The primary echoes the secondary's newest heartbeat it got: sent now if that direction works.
                 s.onHeartbeat(p.term(), now);
+                s.onPeerHeartbeat(p.echoesPeer() && toPrimary ? now : 0, p.servesAlone(), now);
             }
             if (primaryAlive) {
                 p.doWork(now);
@@ -256,6 +300,10 @@ class FailoverStateMachineTest {
             boolean pReleasing = primaryAlive && p.releasing();
             boolean sReleasing = secondaryAlive && s.releasing();
             assertThat(pReleasing && sReleasing).as("two releasing primaries at step %d: primary %s, secondary %s", step, pLog, sLog).isFalse();
+            primaryServedPastTheSvm |= primaryAlive && p.state() == State.UNPROTECTED;
+            assertThat(primaryServedPastTheSvm && s.state() == State.ACTIVE)
+                    .as("the secondary promoted an SVM the primary had served past, at step %d: primary %s, secondary %s", step, pLog, sLog)
+                    .isFalse();
         }
     }
 }

@@ -297,7 +297,7 @@ final class PairSimulation {
 
     /** Picks this seed's faults. At most one of them kills the serving side. */
     private void scheduleFaults(long protectedAtMs) {
-        int plan = rnd.nextInt(13);
+        int plan = rnd.nextInt(14);
         long t = 500 + rnd.nextInt(4000);
         switch (plan) {
             case 0 -> faults.add("none");
@@ -341,6 +341,14 @@ final class PairSimulation {
                     faults.add("switchover refused: " + e.getMessage());
                 }
             }));
+            case 12 -> {
+                // The primary hears nothing from a secondary that still hears it: it must not serve
+                // past the SVM while that secondary may still promote it when the primary dies.
+                long d = 800 + rnd.nextInt(5000);
+                at(t, "secondary-to-primary direction stalls", () -> link.stallFrom(1));
+                at(t + d, "kill -9 primary daemon and PVM QEMU (" + d + " ms into the stall)", this::crashPrimaryHost);
+                at(t + d + 3000, "link healed", link::heal);
+            }
             default -> {
                 long d = 1000 + rnd.nextInt(3000);
                 at(t, "link partition " + d + " ms, then the primary host dies", link::partition);

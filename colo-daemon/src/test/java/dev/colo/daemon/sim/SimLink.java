@@ -23,6 +23,8 @@ final class SimLink {
     private final SimWorld world;
     private final End[] ends = new End[2];
     private boolean partitioned;
+    /** The side whose messages wait (a one-way stall), or -1. */
+    private int stalledSide = -1;
     private long sessionId;
     private boolean sessionUp;
     private long backoffNs = 100_000_000L;
@@ -42,8 +44,9 @@ final class SimLink {
         return e;
     }
 
+    /** Partitioned, or one direction stalled: something waits for {@link #heal()}. */
     boolean partitioned() {
-        return partitioned;
+        return partitioned || stalledSide >= 0;
     }
 
     boolean up() {
@@ -55,8 +58,17 @@ final class SimLink {
         partitioned = true;
     }
 
+    /**
+     * One direction stalls (TCP retransmitting into a black hole, a stalled sender): what
+     * {@code side} sends waits until {@link #heal()}, while the other direction flows.
+     */
+    void stallFrom(int side) {
+        stalledSide = side;
+    }
+
     void heal() {
         partitioned = false;
+        stalledSide = -1;
         while (!stalled.isEmpty()) {
             stalled.pollFirst().run();
         }
@@ -176,7 +188,7 @@ final class SimLink {
                     }
                 }, null);
             };
-            if (partitioned) {
+            if (partitioned || side == stalledSide) {
                 stalled.addLast(go);
             } else {
                 go.run();
