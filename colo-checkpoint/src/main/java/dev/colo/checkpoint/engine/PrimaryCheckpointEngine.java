@@ -217,6 +217,11 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
         }
     }
 
+    /** The first checkpoint of this engine's pairing: acknowledgements of lower numbers belong to an earlier one. */
+    public long firstSeq() {
+        return firstSeq;
+    }
+
     public long committedSeq() {
         return progress().committedSeq();
     }

@@ -313,6 +313,15 @@ final class PrimaryRole implements FailoverControl.Target {
 
     void onCheckpointAck(CheckpointAck ack) {
         PrimaryCheckpointEngine e = engine;
+        if (e != null ? ack.getCheckpointSeq() < e.firstSeq() : ack.getStatus() == Status.NOT_PAIRED) {
+            // A commit of the previous pairing that waited out a link cut (TCP delivers it when the
+            // cut heals) reached a secondary that had retired that pairing; its refusal says
+            // nothing about the pairing now under way, whose engine sent no checkpoint yet.
+            log.atInfo().addKeyValue("ckpt", ack.getCheckpointSeq()).addKeyValue("status", ack.getStatus())
+                    .addKeyValue("first_ckpt_of_this_pairing", e != null ? Long.toString(e.firstSeq()) : "none sent yet")
+                    .log("answer to an earlier pairing's checkpoint ignored");
+            return;
+        }
         if (e != null) {
             e.onAck(ack);
         }
