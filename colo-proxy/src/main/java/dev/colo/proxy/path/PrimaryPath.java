@@ -413,6 +413,11 @@ public final class PrimaryPath {
         return stats;
     }
 
+    /** ARP and ping echoes let out uncompared while the output was held. */
+    public long livenessPassedWhileHolding() {
+        return livenessPassed;
+    }
+
     public long staleSecondaryDropped() {
         return staleSecondaryDropped;
     }

@@ -175,6 +175,7 @@ class PathTest {
         primary.onPvmFrame(f.icmp(0, "echo".getBytes()), 0);
         primary.onPvmFrame(f.arp(Frames.VM_IP, Frames.CLIENT_IP), 0);
         assertThat(toClient).as("a ping's echo and ARP leave uncompared").hasSize(2);
+        assertThat(primary.livenessPassedWhileHolding()).isEqualTo(2);
         primary.onPvmFrame(f.icmp(8, "a ping of its own".getBytes()), 0);
         primary.onPvmFrame(f.udp(2, 1, "state".getBytes()), 0);
         primary.onSecondaryFrame(1, f.udp(2, 1, "state".getBytes()), 0);
