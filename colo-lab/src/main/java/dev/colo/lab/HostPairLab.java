@@ -113,22 +113,29 @@ public final class HostPairLab implements AutoCloseable {
         lan = l;
         a = new Host("host-a", na, HOST_A_IP, dir);
         b = new Host("host-b", nb, HOST_B_IP, dir);
-        PairCertificates.Ca ca = PairCertificates.newCa(domain, Duration.ofDays(1));
-        PairCertificates.issue(ca, a.node, Duration.ofDays(1), dir.resolve("pki").resolve(a.node));
-        PairCertificates.issue(ca, b.node, Duration.ofDays(1), dir.resolve("pki").resolve(b.node));
         qemuDir = Lab.buildDir().resolve("lab").resolve(domain);
-        Files.createDirectories(qemuDir);
-        // Defined, not started: pairing turns it into a PVM and starts it.
-        String xml;
-        if (guest == Guest.APP) {
-            AppGuest g = AppGuest.locate();
-            xml = g.domainXml(domain, LabLan.GUEST_CIDR, TestGuest.tapNic("ct-unused", LabLan.GUEST_MAC),
-                    g.copyDataDisk(qemuDir.resolve("data.qcow2")), "qcow2");
-        } else {
-            xml = TestGuest.locate().domainXml(domain, 128, LabLan.GUEST_CIDR, TestGuest.tapNic("ct-unused", LabLan.GUEST_MAC), false, null);
+        try {
+            PairCertificates.Ca ca = PairCertificates.newCa(domain, Duration.ofDays(1));
+            PairCertificates.issue(ca, a.node, Duration.ofDays(1), dir.resolve("pki").resolve(a.node));
+            PairCertificates.issue(ca, b.node, Duration.ofDays(1), dir.resolve("pki").resolve(b.node));
+            Files.createDirectories(qemuDir);
+            // Defined, not started: pairing turns it into a PVM and starts it.
+            String xml;
+            if (guest == Guest.APP) {
+                AppGuest g = AppGuest.locate();
+                xml = g.domainXml(domain, LabLan.GUEST_CIDR, TestGuest.tapNic("ct-unused", LabLan.GUEST_MAC),
+                        g.copyDataDisk(qemuDir.resolve("data.qcow2")), "qcow2");
+            } else {
+                xml = TestGuest.locate().domainXml(domain, 128, LabLan.GUEST_CIDR, TestGuest.tapNic("ct-unused", LabLan.GUEST_MAC), false, null);
+            }
+            Command.Result r = Command.run(T, "virsh", "-c", "qemu:///system", "define", write("guest.xml", xml).toString());
+            r.orThrow();
+        } catch (Exception | Error e) {
+            // No caller gets this lab to close: its namespaces and files go now (a libvirtd that
+            // was down left three namespaces behind once).
+            close();
+            throw e;
         }
-        Command.Result r = Command.run(T, "virsh", "-c", "qemu:///system", "define", write("guest.xml", xml).toString());
-        r.orThrow();
     }
 
     private static void joinLan(LabLan lan, NetNamespace host, String veth, String ip) {
