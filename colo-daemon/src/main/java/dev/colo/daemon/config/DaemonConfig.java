@@ -64,11 +64,29 @@ public record DaemonConfig(
         return vm.domain();
     }
 
+    /** How long the secondary waits for the primary before it probes: longer than the primary's timeout. */
+    public long secondaryTimeoutMs() {
+        return 2 * link.heartbeatTimeoutMs() + 3 * witness.timeoutMs();
+    }
+
+    /**
+     * The secondary's promotion lease, derived from settings both nodes share: its timeout, one
+     * whole probe (the witness, then the primary daemon's connect of at least a second), two
+     * heartbeat intervals of echo lag and half a second of scheduling slack. A secondary that finds
+     * the primary gone later than this after the primary last confirmed it does not promote; the
+     * primary serves without a silent secondary only 500 ms after that.
+     */
+    public long promotionLeaseMs() {
+        long w = witness.timeoutMs();
+        return secondaryTimeoutMs() + 2 * w + Math.max(1000, 3 * w) + 2 * link.heartbeatIntervalMs() + 500;
+    }
+
     /** One line for the start-up log: everything an operator may want to check, no secrets. */
     public String summary() {
         return "node=" + node.name() + " role=" + node.role().name().toLowerCase() + " peer=" + peer.name() + "@" + hostPort(peer.link())
                 + " link_listen=" + hostPort(link.listen()) + " heartbeat_ms=" + link.heartbeatIntervalMs() + "/" + link.heartbeatTimeoutMs()
-                + " witness=" + witness.address() + " witness_timeout_ms=" + witness.timeoutMs() + " control=" + controlSocket
+                + " witness=" + witness.address() + " witness_timeout_ms=" + witness.timeoutMs() + " promotion_lease_ms=" + promotionLeaseMs()
+                + " control=" + controlSocket
                 + " metrics=" + metrics.map(DaemonConfig::hostPort).orElse("off") + " libvirt=" + libvirt.uri()
                 + " accelerator=" + libvirt.accelerator().orElse("as-defined") + " vm_netns=" + libvirt.vmNetns().map(Path::toString).orElse("own")
                 + " vm=" + vm.domain() + " tap=" + vm.tap() + " bridge=" + vm.bridge().orElse("none") + " ip=" + vm.ip()

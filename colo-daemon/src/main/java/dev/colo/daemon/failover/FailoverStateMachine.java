@@ -62,6 +62,8 @@ public final class FailoverStateMachine {
     private final Consumer<Transition> onTransition;
     private final long heartbeatTimeoutNs;
     private final long promotionLeaseNs;
+    /** Secondary: the lease of the current pairing, never longer than the primary's. */
+    private long pairingLeaseNs;
     private final long reprotectBackoffNs;
     private State state;
     private long term;
@@ -92,6 +94,7 @@ public final class FailoverStateMachine {
         this.onTransition = onTransition;
         this.heartbeatTimeoutNs = heartbeatTimeoutNs;
         this.promotionLeaseNs = promotionLeaseNs;
+        this.pairingLeaseNs = promotionLeaseNs;
         this.reprotectBackoffNs = reprotectBackoffNs;
         this.term = term;
         this.state = initial;
@@ -281,11 +284,20 @@ public final class FailoverStateMachine {
         }
     }
 
-    /** Secondary: a primary in {@code primaryTerm} pairs with us; we follow its term. */
-    public void onPairRequest(long primaryTerm) {
+    /**
+     * Secondary: a primary in {@code primaryTerm} pairs with us; we follow its term, and never
+     * promote later than its lease ({@code primaryLeaseNs}, 0 if it did not say) allows.
+     */
+    public void onPairRequest(long primaryTerm, long primaryLeaseNs) {
         if (role() == Role.SECONDARY && primaryTerm > term) {
             term = primaryTerm;
         }
+        pairingLeaseNs = primaryLeaseNs > 0 ? Math.min(promotionLeaseNs, primaryLeaseNs) : promotionLeaseNs;
+    }
+
+    /** Secondary: the promotion lease in force for the current pairing. */
+    public long pairingLeaseNs() {
+        return pairingLeaseNs;
     }
 
     /** Secondary: the first checkpoint of a pairing runs as our SVM. */
@@ -370,12 +382,12 @@ public final class FailoverStateMachine {
             }
             case PROBING -> {
                 long unconfirmedNs = nowNs - confirmedNs;
-                if (v.witnessAnswered() && !v.peerReachableOverLan() && unconfirmedNs > promotionLeaseNs) {
+                if (v.witnessAnswered() && !v.peerReachableOverLan() && unconfirmedNs > pairingLeaseNs) {
                     // A stall of ours, or a primary that heard nothing from us while we heard it:
                     // it may have served without us since, and promoting would roll that back.
                     String why = "primary lost (" + v.evidence() + "), but it last confirmed us "
                             + (unconfirmedNs >= Long.MAX_VALUE / 8 ? "never" : unconfirmedNs / 1_000_000 + " ms ago")
-                            + ", past our promotion lease of " + promotionLeaseNs / 1_000_000
+                            + ", past our promotion lease of " + pairingLeaseNs / 1_000_000
                             + " ms: it may have served without us since, so our SVM may be stale and is retired, not promoted";
                     state(State.IDLE, nowNs, why);
                     actions.abandonSvm(why);

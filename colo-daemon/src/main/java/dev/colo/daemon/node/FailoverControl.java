@@ -92,8 +92,8 @@ final class FailoverControl {
         long timeout = cfg.link().heartbeatTimeoutMs() * 1_000_000L;
         // The secondary waits longer than the primary: after a link cut the primary has decided
         // (unprotected, or fenced) before the secondary asks whether anyone still serves the VM.
-        long smTimeout = primary ? timeout : secondaryTimeoutNs(cfg);
-        sm = new FailoverStateMachine(primary ? State.UNPROTECTED : State.IDLE, 0, smTimeout, promotionLeaseNs(cfg),
+        long smTimeout = primary ? timeout : cfg.secondaryTimeoutMs() * 1_000_000L;
+        sm = new FailoverStateMachine(primary ? State.UNPROTECTED : State.IDLE, 0, smTimeout, cfg.promotionLeaseMs() * 1_000_000L,
                 cfg.vm().reprotectBackoffMs() * 1_000_000L, new Actions(), this::onTransition, now);
         lastHeartbeatNs = now;
         mirror();
@@ -103,25 +103,6 @@ final class FailoverControl {
 
     void stop() {
         ticker.cancel();
-    }
-
-    /** How long the secondary waits for the primary before it probes: longer than the primary's timeout. */
-    static long secondaryTimeoutNs(DaemonConfig cfg) {
-        return 2 * cfg.link().heartbeatTimeoutMs() * 1_000_000L + 3 * cfg.witness().timeoutMs() * 1_000_000L;
-    }
-
-    /**
-     * The secondary's promotion lease, the same on both nodes (they share these settings): its
-     * timeout, one whole probe (the witness, then the primary daemon's connect of at least a second),
-     * two heartbeat intervals of echo lag and half a second of scheduling slack. A secondary that
-     * finds the primary gone later than this after the primary last confirmed it does not promote;
-     * the primary serves without a silent secondary only {@link FailoverStateMachine#SOLO_MARGIN_NS}
-     * after that.
-     */
-    static long promotionLeaseNs(DaemonConfig cfg) {
-        long w = cfg.witness().timeoutMs();
-        long ms = 2 * w + Math.max(1000, 3 * w) + 2 * cfg.link().heartbeatIntervalMs() + 500;
-        return secondaryTimeoutNs(cfg) + ms * 1_000_000L;
     }
 
     FailoverStateMachine machine() {

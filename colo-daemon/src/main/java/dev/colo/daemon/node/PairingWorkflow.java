@@ -226,7 +226,8 @@ final class PairingWorkflow {
         try {
             DomainXml defined = shaper.pvm(DomainXml.parse(hv.describe(pvm, true)), mac);
             PairRequest.Builder req = PairRequest.newBuilder().setVm(cfg.vm().domain()).setDomainXml(defined.toXml())
-                    .setGuestRamBytes(defined.memoryBytes()).setMac(mac).setIp(cfg.vm().ip()).setLastCheckpointSeq(lastSeq);
+                    .setGuestRamBytes(defined.memoryBytes()).setMac(mac).setIp(cfg.vm().ip()).setLastCheckpointSeq(lastSeq)
+                    .setPromotionLeaseMs(cfg.promotionLeaseMs());
             for (DomainXml.Disk disk : disks) {
                 req.addDisks(ReplicatedDisk.newBuilder().setTarget(disk.target()).setSizeBytes(hv.diskSize(pvm, disk.target(), QMP)));
             }

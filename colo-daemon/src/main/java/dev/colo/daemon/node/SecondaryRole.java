@@ -9,6 +9,7 @@ import dev.colo.checkpoint.link.proto.PairReply;
 import dev.colo.checkpoint.link.proto.PairRequest;
 import dev.colo.checkpoint.link.proto.Status;
 import dev.colo.daemon.config.DaemonConfig;
+import dev.colo.daemon.failover.FailoverStateMachine;
 import dev.colo.daemon.failover.FailoverStateMachine.State;
 import dev.colo.hypervisor.DomainRef;
 import dev.colo.hypervisor.HypervisorException;
@@ -232,7 +233,14 @@ final class SecondaryRole implements FailoverControl.Target {
             return;
         }
         protecting = req;
-        ctx.failover().machine().onPairRequest(primaryTerm);
+        FailoverStateMachine machine = ctx.failover().machine();
+        machine.onPairRequest(primaryTerm, req.getPromotionLeaseMs() * 1_000_000L);
+        long ownMs = cfg.promotionLeaseMs();
+        if (req.getPromotionLeaseMs() > 0 && req.getPromotionLeaseMs() != ownMs) {
+            ctx.events().warn("lease_mismatch", "the primary's promotion lease differs from ours; the shorter one holds for this pairing",
+                    "primary_lease_ms", req.getPromotionLeaseMs(), "our_lease_ms", ownMs, "lease_ms", machine.pairingLeaseNs() / 1_000_000,
+                    "fix", "give both nodes the same heartbeat-interval-ms, heartbeat-timeout-ms and witness timeout-ms");
+        }
         ctx.failover().mirror();
         SinkEvents listener = new SinkEvents(this);
         svmDisks = disks;

@@ -56,6 +56,9 @@ class ConfigParserTest {
         assertThat(c.link().heartbeatIntervalMs()).isEqualTo(100);
         assertThat(c.link().heartbeatTimeoutMs()).isEqualTo(500);
         assertThat(c.witness().timeoutMs()).isEqualTo(200);
+        // 2 x 500 + 3 x 200 (the secondary's timeout) + 2 x 200 + 1000 (a probe) + 2 x 100 + 500
+        assertThat(c.promotionLeaseMs()).isEqualTo(3_700);
+        assertThat(c.summary()).contains("promotion_lease_ms=3700");
         assertThat(c.controlSocket()).hasToString("/run/colo/colo.sock");
         assertThat(c.metrics()).isPresent();
         assertThat(c.libvirt().uri()).isEqualTo("qemu:///system");

@@ -202,6 +202,23 @@ class FailoverStateMachineTest {
     }
 
     @Test
+    void aPairingWithAPrimaryOfShorterLeaseKeepsToIt() {
+        FailoverStateMachine s = machine(Role.SECONDARY, 4);
+        s.onPairRequest(4, 600 * MS); // the primary serves alone 600 + 500 ms after it last heard from us
+        assertThat(s.pairingLeaseNs()).isEqualTo(600 * MS);
+        s.onPeerHeartbeat(clock.nowNs(), false, clock.advanceMs(20));
+        s.onHeartbeat(4, clock.nowNs());
+        s.doWork(clock.advanceMs(650));
+        s.onVerdict(new Verdict(true, false, "witness answered, primary silent on the LAN"), clock.advanceMs(5));
+        assertThat(s.state()).as("past the primary's lease, though within our own").isEqualTo(State.IDLE);
+        FailoverStateMachine t = machine(Role.SECONDARY, 4);
+        t.onPairRequest(4, 5_000 * MS);
+        assertThat(t.pairingLeaseNs()).as("a longer lease of the primary's does not lengthen ours").isEqualTo(LEASE);
+        t.onPairRequest(4, 0);
+        assertThat(t.pairingLeaseNs()).as("a primary that does not say: ours").isEqualTo(LEASE);
+    }
+
+    @Test
     void aPrimaryHeartbeatSayingItServesAloneRetiresTheSvmAndOnlyAProtectedPrimaryEchoes() {
         FailoverStateMachine s = machine(Role.SECONDARY, 4);
         s.onPeerHeartbeat(clock.nowNs(), true, clock.advanceMs(5));
