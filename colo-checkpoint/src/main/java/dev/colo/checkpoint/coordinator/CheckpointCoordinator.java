@@ -300,7 +300,10 @@ public final class CheckpointCoordinator {
             }
             case BACKOFF -> {
                 if (nowNs - stateSinceNs >= config.retryBackoffNs()) {
-                    Trigger t = pendingTrigger != null && pendingTrigger != Trigger.SWITCHOVER ? pendingTrigger : Trigger.RESYNC;
+                    // A switchover asked for meanwhile (the operator's retry after a failed one)
+                    // goes on: it is full like any checkpoint after an abort. Turned into a resync,
+                    // the operator's command waited for a switchover that never came.
+                    Trigger t = pendingTrigger != null ? pendingTrigger : Trigger.RESYNC;
                     String why = pendingTrigger != null ? pendingReason + " (after an aborted checkpoint)" : "resync after: " + abortReason;
                     pendingTrigger = null;
                     pendingReason = null;

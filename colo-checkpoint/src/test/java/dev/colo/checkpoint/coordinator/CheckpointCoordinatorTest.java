@@ -225,6 +225,29 @@ class CheckpointCoordinatorTest {
     }
 
     @Test
+    void aSwitchoverAskedAgainAfterAFailedOneRunsAfterTheBackoffInFull() {
+        c.start(now());
+        completeCheckpoint(1);
+        c.onTrigger(Trigger.SWITCHOVER, "operator asked", clock.advanceMs(10));
+        c.onPaused(2, clock.advanceMs(1));
+        c.onCaptured(2, 5, 1, 1, 1, clock.advanceMs(5));
+        c.onShipped(2, 1, clock.advanceMs(1));
+        c.onStepFailed(2, Step.ACK, "secondary: LOAD_FAILED", clock.advanceMs(1));
+        c.onTrigger(Trigger.SWITCHOVER, "planned switchover, attempt 2", clock.advanceMs(1)); // while the PVM resumes
+        c.onResumed(2, clock.advanceMs(1));
+        c.onTrigger(Trigger.DIVERGENCE, "the clients go on", clock.advanceMs(1));
+        c.doWork(clock.advanceMs(600));
+        c.onPaused(3, clock.advanceMs(1));
+        assertThat(actions.last()).isEqualTo("capture 3 full");
+        c.onCaptured(3, 5, 1, 1, 1, clock.advanceMs(5));
+        assertThat(c.state()).as("the retry is a switchover: its PVM is not resumed").isEqualTo(State.SHIPPING);
+        c.onShipped(3, 1, clock.advanceMs(1));
+        c.onAck(3, 0, clock.advanceMs(1));
+        assertThat(c.state()).isEqualTo(State.HANDED_OVER);
+        assertThat(actions.handedOver).containsExactly(3L);
+    }
+
+    @Test
     void everyTransitionIsReportedWithItsReason() {
         c.start(now());
         completeCheckpoint(1);
