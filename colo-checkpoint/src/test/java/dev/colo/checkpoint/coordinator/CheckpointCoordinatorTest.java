@@ -203,15 +203,20 @@ class CheckpointCoordinatorTest {
         assertThat(c.state()).as("nothing after a handover").isEqualTo(State.HANDED_OVER);
     }
 
-    @Test
-    void aFailedSwitchoverResumesThePvm() {
+    /** Checkpoint 1 commits, then switchover checkpoint 2 is shipped and the secondary refuses it. */
+    void switchoverRefusedAt2(String refusal) {
         c.start(now());
         completeCheckpoint(1);
         c.onTrigger(Trigger.SWITCHOVER, "operator asked", clock.advanceMs(10));
         c.onPaused(2, clock.advanceMs(1));
         c.onCaptured(2, 5, 1, 1, 1, clock.advanceMs(5));
         c.onShipped(2, 1, clock.advanceMs(1));
-        c.onStepFailed(2, Step.ACK, "secondary: NO_STANDBY", clock.advanceMs(1));
+        c.onStepFailed(2, Step.ACK, refusal, clock.advanceMs(1));
+    }
+
+    @Test
+    void aFailedSwitchoverResumesThePvm() {
+        switchoverRefusedAt2("secondary: NO_STANDBY");
         assertThat(c.state()).isEqualTo(State.ABORT_RESUMING);
         assertThat(actions.last()).isEqualTo("resume 2");
         c.onResumed(2, clock.advanceMs(1));
@@ -226,13 +231,7 @@ class CheckpointCoordinatorTest {
 
     @Test
     void aSwitchoverAskedAgainAfterAFailedOneRunsAfterTheBackoffInFull() {
-        c.start(now());
-        completeCheckpoint(1);
-        c.onTrigger(Trigger.SWITCHOVER, "operator asked", clock.advanceMs(10));
-        c.onPaused(2, clock.advanceMs(1));
-        c.onCaptured(2, 5, 1, 1, 1, clock.advanceMs(5));
-        c.onShipped(2, 1, clock.advanceMs(1));
-        c.onStepFailed(2, Step.ACK, "secondary: LOAD_FAILED", clock.advanceMs(1));
+        switchoverRefusedAt2("secondary: LOAD_FAILED");
         c.onTrigger(Trigger.SWITCHOVER, "planned switchover, attempt 2", clock.advanceMs(1)); // while the PVM resumes
         c.onResumed(2, clock.advanceMs(1));
         c.onTrigger(Trigger.DIVERGENCE, "the clients go on", clock.advanceMs(1));
