@@ -190,8 +190,7 @@ public final class FailoverStateMachine {
         if (peerServesAlone) {
             if (state == State.STANDBY || state == State.PROBING) {
                 String why = "the primary's heartbeat says it serves without us: our SVM is stale and is retired; waiting to be paired again";
-                state(State.IDLE, nowNs, why);
-                actions.abandonSvm(why);
+                retireSvm(why, nowNs);
             }
             return;
         }
@@ -351,8 +350,7 @@ public final class FailoverStateMachine {
         if (state == State.STANDBY || state == State.PROBING) {
             String why = "the VM answered on the LAN while the primary was silent to us (" + evidence
                     + "): it lives and serves (or will, once our lease is over) without us, our SVM is stale and is retired; waiting to be paired again";
-            state(State.IDLE, nowNs, why);
-            actions.abandonSvm(why);
+            retireSvm(why, nowNs);
         }
     }
 
@@ -389,8 +387,7 @@ public final class FailoverStateMachine {
                             + (unconfirmedNs >= Long.MAX_VALUE / 8 ? "never" : unconfirmedNs / 1_000_000 + " ms ago")
                             + ", past our promotion lease of " + pairingLeaseNs / 1_000_000
                             + " ms: it may have served without us since, so our SVM may be stale and is retired, not promoted";
-                    state(State.IDLE, nowNs, why);
-                    actions.abandonSvm(why);
+                    retireSvm(why, nowNs);
                 } else if (v.witnessAnswered() && !v.peerReachableOverLan()) {
                     term++;
                     state(State.ACTIVE, nowNs, "primary lost, witness answered, primary unreachable over the LAN (" + v.evidence()
@@ -402,8 +399,7 @@ public final class FailoverStateMachine {
                     // the primary dies, would roll back everything the clients were told since.
                     String why = "primary still reachable over the LAN while the replication link is down (" + v.evidence()
                             + "): it serves (or will, once our lease is over) without us, our SVM is stale and is retired; waiting to be paired again";
-                    state(State.IDLE, nowNs, why);
-                    actions.abandonSvm(why);
+                    retireSvm(why, nowNs);
                 } else {
                     // Not enough evidence to take over: ask again on the next tick.
                     stateSinceNs = nowNs;
@@ -425,6 +421,12 @@ public final class FailoverStateMachine {
         state(State.UNPROTECTED, nowNs, "secondary lost, witness answered (" + soloEvidence + "), and its promotion lease is over (silent "
                 + (nowNs - lastHeartbeatNs) / 1_000_000 + " ms): serving unprotected");
         actions.runUnprotected();
+    }
+
+    /** Secondary: our SVM is (or may be) behind what the primary served; it is never promoted. */
+    private void retireSvm(String why, long nowNs) {
+        state(State.IDLE, nowNs, why);
+        actions.abandonSvm(why);
     }
 
     private void fence(String why, long nowNs) {
