@@ -456,6 +456,7 @@ public final class PrimaryCheckpointEngine implements CheckpointActions, AutoClo
                 .addKeyValue("dirty_pages", r.dirtyPages()).addKeyValue("raw_bytes", r.rawBytes()).addKeyValue("wire_bytes", r.wireBytes())
                 .addKeyValue("device_state_bytes", r.deviceStateBytes()).addKeyValue("svm_in_place", loadedInPlace.remove(r.seq()))
                 .addKeyValue("svm_ready_ms", String.format("%.1f", r.svmReadyNs() / 1e6))
+                .addKeyValue("total_ms", String.format("%.1f", r.totalNs() / 1e6))
                 .log(r.committed() ? "checkpoint committed" : "checkpoint aborted");
         listener.onRecord(r);
     }

@@ -216,7 +216,9 @@ public final class Comparator {
         checkpointPending = true;
         checkpointRequestedNs = nowNs;
         stats.count(reason);
-        sink.checkpoint(new CheckpointRequest(reason, flow, offset, detail, nowNs));
+        Held oldest = oldest(primaryArrivals);
+        sink.checkpoint(new CheckpointRequest(reason, flow, offset, detail, nowNs, oldest == null ? 0 : nowNs - oldest.arrivalNs,
+                oldest == null ? "-" : flowName(oldest)));
     }
 
     /** On demand, e.g. from an operator. */
