@@ -85,6 +85,13 @@ static void line(int fd, char *l) {
 }
 
 int main(void) {
+    /* Seed before listening, as a service that hands out secrets should: the first getrandom()
+     * after boot blocks until the kernel's CRNG is ready, about 2 s on a freshly booted TCG guest
+     * with no hardware RNG. Left to the first LOGIN, that wait stalled this single-threaded
+     * service and every client's request with it. */
+    unsigned char seed[1];
+    while (getrandom(seed, sizeof seed, 0) != sizeof seed && errno == EINTR) {
+    }
     int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
     struct sockaddr_in a;
     memset(&a, 0, sizeof a);
