@@ -121,7 +121,9 @@ class PromiseIT {
             java.nio.file.Files.createDirectories(file.getParent());
             Process p = new ProcessBuilder("ip", "netns", "exec", lab.lan.ns().name(), "tcpdump", "-i", "any", "-n", "-U", "-s", "256", "-w",
                     file.toString()).redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
-            return new ClientTrace(p, file);
+            ClientTrace t = new ClientTrace(p, file);
+            t.keep = Boolean.getBoolean("colo.promise.pcap.keepAll"); // to study the waits of a trial that kept the promise
+            return t;
         }
 
         void keep() {
