@@ -47,7 +47,19 @@ public final class TcpRewriter {
      * retransmission from the copied state) must not teach an offset: the next client ACK would then
      * be read as the PVM's ISN when it may acknowledge data, and the offset would be wrong.
      */
-    private final java.util.Set<FlowKey> freshSyns = new java.util.HashSet<>();
+    private java.util.Set<FlowKey> freshSyns = new java.util.HashSet<>();
+    /**
+     * Client SYNs the SVM got before its last checkpoint. One of them may still have been unread in
+     * the PVM's receive ring at the snapshot: the PVM's kernel answers it after the snapshot and so
+     * does the SVM's copy, each with an ISN of its own (a kill 8 ms after such a checkpoint left
+     * the survivor unable to take the client's ACK: connection reset). Their SYN-ACK teaches an
+     * offset too, but only while no client ACK on that flow has reached this SVM: the PVM's
+     * SYN-ACK leaves only after the SVM's arrived to match it, so the client's first ACK comes
+     * after; a SYN-ACK the SVM repeats from copied state after the client's ACK is not a lesson.
+     */
+    private java.util.Set<FlowKey> previousSyns = new java.util.HashSet<>();
+    /** Flows of {@link #previousSyns} on which a client ACK already went into this SVM. */
+    private final java.util.Set<FlowKey> ackedSinceCheckpoint = new java.util.HashSet<>();
 
     /** A frame from the client side on its way into the SVM. Rewrites it in place. */
     public void intoSvm(ByteBuf ethernet) {
@@ -62,6 +74,9 @@ public final class TcpRewriter {
         }
         if (!view.hasFlag(PacketView.TCP_ACK)) {
             return;
+        }
+        if (previousSyns.contains(view.flowKey())) {
+            ackedSinceCheckpoint.add(view.flowKey());
         }
         Conn c = conns.get(view.flowKey().reversed());
         if (c == null) {
@@ -81,6 +96,7 @@ public final class TcpRewriter {
             // Learned once: a SYN-ACK the SVM sends again for this connection (a duplicated SYN
             // made it) must not start a second lesson from an ACK that acknowledges data.
             freshSyns.remove(view.flowKey());
+            previousSyns.remove(view.flowKey());
             if (c.offset == 0 && c.tsOffset == 0) {
                 conns.remove(view.flowKey().reversed()); // nothing to shift on this connection, ever
                 return;
@@ -123,7 +139,8 @@ public final class TcpRewriter {
         }
         FlowKey key = view.flowKey();
         if (view.hasFlag(PacketView.TCP_SYN)) {
-            if (!freshSyns.contains(key.reversed())) {
+            FlowKey client = key.reversed();
+            if (!freshSyns.contains(client) && !(previousSyns.contains(client) && !ackedSinceCheckpoint.contains(client))) {
                 return; // the SVM answers a SYN from before its checkpoint: its numbers are the PVM's
             }
             Conn known = conns.get(key);
@@ -235,7 +252,9 @@ public final class TcpRewriter {
     /** The SVM was just made identical to the PVM: no offsets any more. */
     public void onCheckpoint() {
         conns.clear();
-        freshSyns.clear();
+        previousSyns = freshSyns;
+        freshSyns = new java.util.HashSet<>();
+        ackedSinceCheckpoint.clear();
     }
 
     public int connections() {

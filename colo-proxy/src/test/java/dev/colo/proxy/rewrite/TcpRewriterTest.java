@@ -125,6 +125,55 @@ class TcpRewriterTest {
     }
 
     @Test
+    void aSynStillUnreadAtTheSnapshotIsAnsweredByTheSvmWithItsOwnIsnAndTeachesTheOffset() {
+        // bench/promise, kill 8 ms after a checkpoint: the client's SYN reached the SVM before the
+        // checkpoint, but the PVM's kernel had not read it at the snapshot. Both answered it after,
+        // each with its own ISN; the client's ACK came only after the takeover.
+        TcpRewriter rw = new TcpRewriter();
+        rw.intoSvm(in(0, 0, TCP_SYN, 0));
+        rw.onCheckpoint();
+        rw.outOfSvm(out(7000, 1, TCP_SYN | TCP_ACK, 0)); // the SVM's own ISN
+        ByteBuf ack = in(1, 5001, TCP_ACK, 46); // the client acknowledges the PVM's ISN 5000 with its GET
+        rw.intoSvm(ack);
+        assertThat(new PacketView().parse(ack).ack()).isEqualTo(7001);
+        assertThat(Frames.tcpChecksumValid(ack)).isTrue();
+        ByteBuf answer = out(7001, 47, TCP_ACK, 10);
+        rw.outOfSvm(answer);
+        assertThat(new PacketView().parse(answer).seq()).isEqualTo(5001);
+        ack.release();
+        answer.release();
+    }
+
+    @Test
+    void aCopiedSynAckAfterTheClientsAckTeachesNothingEvenForASynFromBeforeTheCheckpoint() {
+        TcpRewriter rw = new TcpRewriter();
+        rw.intoSvm(in(0, 0, TCP_SYN, 0));
+        rw.onCheckpoint(); // the SVM is a copy of a PVM that answered the SYN with ISN 5000
+        ByteBuf handshake = in(1, 5001, TCP_ACK, 0);
+        rw.intoSvm(handshake); // the client's ACK reaches the SVM: nothing to shift
+        rw.outOfSvm(out(5000, 1, TCP_SYN | TCP_ACK, 0)); // a SYN-ACK from the copied send queue
+        ByteBuf dataAck = in(1, 5101, TCP_ACK, 0); // acknowledges 100 bytes of data
+        rw.intoSvm(dataAck);
+        assertThat(new PacketView().parse(dataAck).ack()).isEqualTo(5101);
+        assertThat(rw.connections()).isZero();
+        handshake.release();
+        dataAck.release();
+    }
+
+    @Test
+    void aSynFromTwoCheckpointsAgoTeachesNothing() {
+        TcpRewriter rw = new TcpRewriter();
+        rw.intoSvm(in(0, 0, TCP_SYN, 0));
+        rw.onCheckpoint();
+        rw.onCheckpoint();
+        rw.outOfSvm(out(5000, 1, TCP_SYN | TCP_ACK, 0));
+        ByteBuf dataAck = in(1, 5101, TCP_ACK, 0);
+        rw.intoSvm(dataAck);
+        assertThat(new PacketView().parse(dataAck).ack()).isEqualTo(5101);
+        dataAck.release();
+    }
+
+    @Test
     void leavesNonTcpAndUnknownConnectionsAlone() {
         TcpRewriter rw = new TcpRewriter();
         ByteBuf b = out(42, 43, TCP_ACK, 3);
