@@ -34,7 +34,10 @@ import java.util.function.Consumer;
  *
  * <p>Frames written to it wait in its socket buffer until it reads them, which it does only while
  * it runs, a little after each arrives: at a pause the unread ones stay in the buffer, outside the
- * RAM image, and are read after the VM resumes.
+ * RAM image, and are read after the VM resumes. A frame read goes into the receive ring, in RAM,
+ * and the stack takes it from there a little later (sometimes much later: a busy guest), so a
+ * snapshot can hold input that neither copy has acted on yet; each acts on it after, in its own way
+ * (a SYN gets a different ISN from each).
  */
 final class SimGuest {
     static final int HTTP_PORT = 80;
@@ -61,8 +64,11 @@ final class SimGuest {
     private boolean running;
     private boolean dead;
     private boolean readScheduled;
+    private boolean processScheduled;
     private int runs;
     // --- the RAM image ---
+    /** Frames read from the NIC that the stack has not processed yet (vnet header length, bytes). */
+    private final ArrayDeque<RingEntry> ring = new ArrayDeque<>();
     private final Map<Long, TcpEndpoint> conns = new LinkedHashMap<>();
     private final Map<Long, Integer> consumed = new HashMap<>();
     /** Every request applied, in order, as "client:n". */
@@ -80,6 +86,8 @@ final class SimGuest {
         this.toNic = toNic;
     }
 
+    private record RingEntry(int vnetHdrLen, byte[] bytes) {}
+
     static long key(int remoteIp, int remotePort) {
         return ((long) remoteIp << 16) | remotePort;
     }
@@ -90,6 +98,7 @@ final class SimGuest {
         running = true;
         runs++;
         scheduleRead();
+        scheduleProcess();
         tick(runs);
     }
 
@@ -102,6 +111,7 @@ final class SimGuest {
         running = false;
         socket.forEach(Frame::release);
         socket.clear();
+        ring.clear();
     }
 
     boolean running() {
@@ -141,13 +151,36 @@ final class SimGuest {
             }
             Frame f = socket.pollFirst();
             if (f != null) {
-                try {
-                    onFrame(f);
-                } finally {
-                    f.release();
-                }
+                byte[] bytes = new byte[f.data().readableBytes()];
+                f.data().getBytes(f.data().readerIndex(), bytes);
+                ring.addLast(new RingEntry(f.vnetHdrLen(), bytes));
+                f.release();
+                scheduleProcess();
             }
             scheduleRead();
+        }, null);
+    }
+
+    /** The stack takes the next frame from the receive ring. */
+    private void scheduleProcess() {
+        if (!running || processScheduled || ring.isEmpty()) {
+            return;
+        }
+        processScheduled = true;
+        long delayNs = rng.nextInt(8) == 0 ? 1_000_000 + rng.nextInt(4_000_000) : 10_000 + rng.nextInt(150_000);
+        world.post(delayNs, () -> {
+            processScheduled = false;
+            if (!running || ring.isEmpty()) {
+                return;
+            }
+            RingEntry e = ring.pollFirst();
+            Frame f = new Frame(io.netty.buffer.Unpooled.wrappedBuffer(e.bytes()), e.vnetHdrLen());
+            try {
+                onFrame(f);
+            } finally {
+                f.release();
+            }
+            scheduleProcess();
         }, null);
     }
 
@@ -311,6 +344,12 @@ final class SimGuest {
                 o.writeUTF(e.getKey());
                 o.writeInt(e.getValue());
             }
+            o.writeInt(ring.size());
+            for (RingEntry e : ring) {
+                o.writeInt(e.vnetHdrLen());
+                o.writeInt(e.bytes().length);
+                o.write(e.bytes());
+            }
             return b.toByteArray();
         } catch (IOException e) {
             throw new UncheckedIOException(e);
@@ -333,6 +372,13 @@ final class SimGuest {
             int u = i.readInt();
             for (int k = 0; k < u; k++) {
                 udpApplied.put(i.readUTF(), i.readInt());
+            }
+            int r = i.readInt();
+            for (int k = 0; k < r; k++) {
+                int vnet = i.readInt();
+                byte[] bytes = new byte[i.readInt()];
+                i.readFully(bytes);
+                ring.addLast(new RingEntry(vnet, bytes));
             }
         } catch (IOException e) {
             throw new UncheckedIOException("guest image of " + domain + " unreadable", e);
