@@ -51,7 +51,7 @@ public final class TcpRewriter {
     /**
      * Client SYNs the SVM got before its last checkpoint. One of them may still have been unread in
      * the PVM's receive ring at the snapshot: the PVM's kernel answers it after the snapshot and so
-     * does the SVM's copy, each with an ISN of its own (a kill 8 ms after such a checkpoint left
+     * does the SVM's copy, each with an ISN of its own (a kill 7 ms after such a checkpoint left
      * the survivor unable to take the client's ACK: connection reset). Their SYN-ACK teaches an
      * offset too, but only while no client ACK on that flow has reached this SVM: the PVM's
      * SYN-ACK leaves only after the SVM's arrived to match it, so the client's first ACK comes

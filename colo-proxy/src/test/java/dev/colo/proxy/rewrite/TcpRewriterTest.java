@@ -20,6 +20,16 @@ class TcpRewriterTest {
         return Frames.tcpBuf(Frames.CLIENT_IP, Frames.VM_IP, 50000, 80, seq, ack, flags, new byte[len], Frames.CLIENT_MAC, Frames.VM_MAC);
     }
 
+    /** The ack number the SVM gets for a client ACK carrying {@code ack}. */
+    static long ackIntoSvm(TcpRewriter rw, long ack) {
+        ByteBuf b = in(1, ack, TCP_ACK, 0);
+        rw.intoSvm(b);
+        assertThat(Frames.tcpChecksumValid(b)).isTrue();
+        long seen = new PacketView().parse(b).ack();
+        b.release();
+        return seen;
+    }
+
     @Test
     void learnsTheOffsetAtTheHandshakeAndShiftsBothDirections() {
         Seeds.forEach(200, 7, seed -> {
@@ -105,10 +115,7 @@ class TcpRewriterTest {
         rw.outOfSvm(out(1000, 1, TCP_SYN | TCP_ACK, 0));
         rw.intoSvm(in(1, 5001, TCP_ACK, 0));
         rw.outOfSvm(out(1000, 1, TCP_SYN | TCP_ACK, 0)); // the slow SVM's SYN-ACK timer fired
-        ByteBuf ack = in(1, 5101, TCP_ACK, 0); // the client acks 100 bytes of the PVM's data
-        rw.intoSvm(ack);
-        assertThat(new PacketView().parse(ack).ack()).isEqualTo(1101);
-        ack.release();
+        assertThat(ackIntoSvm(rw, 5101)).as("the client acks 100 bytes of the PVM's data").isEqualTo(1101);
     }
 
     @Test
@@ -117,11 +124,8 @@ class TcpRewriterTest {
         // The SVM holds a half-open connection copied from the PVM and retransmits its SYN-ACK: the
         // PVM's own numbers. The client's next ACK may acknowledge data; it must not become an offset.
         rw.outOfSvm(out(5000, 1, TCP_SYN | TCP_ACK, 0));
-        ByteBuf ack = in(1, 5101, TCP_ACK, 0);
-        rw.intoSvm(ack);
-        assertThat(new PacketView().parse(ack).ack()).isEqualTo(5101);
+        assertThat(ackIntoSvm(rw, 5101)).isEqualTo(5101);
         assertThat(rw.connections()).isZero();
-        ack.release();
     }
 
     @Test
@@ -149,15 +153,10 @@ class TcpRewriterTest {
         TcpRewriter rw = new TcpRewriter();
         rw.intoSvm(in(0, 0, TCP_SYN, 0));
         rw.onCheckpoint(); // the SVM is a copy of a PVM that answered the SYN with ISN 5000
-        ByteBuf handshake = in(1, 5001, TCP_ACK, 0);
-        rw.intoSvm(handshake); // the client's ACK reaches the SVM: nothing to shift
+        assertThat(ackIntoSvm(rw, 5001)).as("the client's ACK reaches the SVM: nothing to shift").isEqualTo(5001);
         rw.outOfSvm(out(5000, 1, TCP_SYN | TCP_ACK, 0)); // a SYN-ACK from the copied send queue
-        ByteBuf dataAck = in(1, 5101, TCP_ACK, 0); // acknowledges 100 bytes of data
-        rw.intoSvm(dataAck);
-        assertThat(new PacketView().parse(dataAck).ack()).isEqualTo(5101);
+        assertThat(ackIntoSvm(rw, 5101)).as("acknowledges 100 bytes of data").isEqualTo(5101);
         assertThat(rw.connections()).isZero();
-        handshake.release();
-        dataAck.release();
     }
 
     @Test
@@ -167,10 +166,7 @@ class TcpRewriterTest {
         rw.onCheckpoint();
         rw.onCheckpoint();
         rw.outOfSvm(out(5000, 1, TCP_SYN | TCP_ACK, 0));
-        ByteBuf dataAck = in(1, 5101, TCP_ACK, 0);
-        rw.intoSvm(dataAck);
-        assertThat(new PacketView().parse(dataAck).ack()).isEqualTo(5101);
-        dataAck.release();
+        assertThat(ackIntoSvm(rw, 5101)).isEqualTo(5101);
     }
 
     @Test
