@@ -177,7 +177,15 @@ class DataPathIT {
             OutputStream out = echo.getOutputStream();
             BufferedReader in = new BufferedReader(new InputStreamReader(echo.getInputStream(), StandardCharsets.US_ASCII));
             out.write("before failover\n".getBytes(StandardCharsets.US_ASCII));
-            assertThat(in.readLine()).isEqualTo("before failover");
+            try {
+                assertThat(in.readLine()).isEqualTo("before failover");
+            } catch (java.net.SocketTimeoutException e) {
+                // Once seen in a whole suite, never alone: say what each path held and dropped.
+                System.out.println("data path: echo unanswered; primary " + on(loopA, () -> primary.get().stats().snapshot())
+                        + "; secondary " + on(loopB, () -> secondary.get().state() + " stale_dropped=" + secondary.get().staleIngressDropped()
+                                + " overflow_dropped=" + secondary.get().bufferOverflowDropped()));
+                throw e;
+            }
             String peek = lan.httpGet("/cgi-bin/counter?peek", Duration.ofSeconds(10));
             int third = lan.counter(Duration.ofSeconds(10));
             System.out.printf("data path: first=%d second=%d peek=%s third=%d%n", first, second, peek == null ? "-" : peek.trim(), third);
