@@ -344,12 +344,15 @@ public final class FailoverStateMachine {
 
     /**
      * Secondary: while we had no word from the primary, the VM's address answered on the LAN:
-     * the primary outlived the link and serves without us, so our SVM is stale for good.
+     * the primary outlived the link, and once our promotion lease is over it serves without us, so
+     * our SVM is stale for good.
      */
     public void onPrimaryServesWithoutUs(String evidence, long nowNs) {
-        if (state == State.STANDBY || state == State.PROBING) {
+        if ((state == State.STANDBY || state == State.PROBING) && nowNs - confirmedNs > pairingLeaseNs) {
+            // Within our lease the answer is output the primary held for us or forwarded
+            // compared: it serves nothing past our SVM before the lease is over.
             String why = "the VM answered on the LAN while the primary was silent to us (" + evidence
-                    + "): it lives and serves (or will, once our lease is over) without us, our SVM is stale and is retired; waiting to be paired again";
+                    + ") and our promotion lease is over: it lives and serves without us, our SVM is stale and is retired; waiting to be paired again";
             retireSvm(why, nowNs);
         }
     }
@@ -393,13 +396,22 @@ public final class FailoverStateMachine {
                     state(State.ACTIVE, nowNs, "primary lost, witness answered, primary unreachable over the LAN (" + v.evidence()
                             + "): promoting in term " + term);
                     actions.promote(term);
-                } else if (v.witnessAnswered()) {
-                    // The primary outlived the link: it serves unprotected now (or will, once its
-                    // witness answers), so our SVM falls behind for good. Promoting it later, when
-                    // the primary dies, would roll back everything the clients were told since.
+                } else if (v.witnessAnswered() && unconfirmedNs > pairingLeaseNs) {
+                    // The primary outlived the link and our lease: it serves unprotected now (or
+                    // will, once its witness answers), so our SVM falls behind for good. Promoting
+                    // it later, when the primary dies, would roll back what the clients were told.
                     String why = "primary still reachable over the LAN while the replication link is down (" + v.evidence()
-                            + "): it serves (or will, once our lease is over) without us, our SVM is stale and is retired; waiting to be paired again";
+                            + "), past our promotion lease: it serves without us, our SVM is stale and is retired; waiting to be paired again";
                     retireSvm(why, nowNs);
+                } else if (v.witnessAnswered()) {
+                    // Within our lease the primary has served nothing past our SVM: it holds its
+                    // output until the lease is surely over. A link stalled by loss is often back
+                    // by then (its heartbeat brings us back to STANDBY); retiring now would cost a
+                    // whole new pairing over that same bad link. Past the lease, we retire.
+                    stateSinceNs = nowNs;
+                    onTransition.accept(new Transition(state, state, term, "primary still reachable over the LAN while the replication link "
+                            + "is silent (" + v.evidence() + "): keeping our SVM for the " + (pairingLeaseNs - unconfirmedNs) / 1_000_000
+                            + " ms left of our promotion lease, the primary serves nothing past it before then", nowNs));
                 } else {
                     // Not enough evidence to take over: ask again on the next tick.
                     stateSinceNs = nowNs;

@@ -175,10 +175,29 @@ class FailoverStateMachineTest {
     }
 
     @Test
-    void aPrimaryThatOutlivesTheLinkMakesTheSvmStaleForGood() {
+    void aPrimaryReachableWithinOurLeaseKeepsTheSvmUntilItsHeartbeatIsBack() {
+        // 30% loss on the link: no heartbeat for a while, but the primary is alive and holds its
+        // output for us. Retiring here cost a whole new pairing over that same lossy link.
+        FailoverStateMachine s = machine(Role.SECONDARY, 4);
+        s.doWork(clock.advanceMs(400));
+        assertThat(s.state()).isEqualTo(State.PROBING);
+        s.onVerdict(new Verdict(true, true, "witness answered; primary daemon accepted"), clock.advanceMs(5));
+        assertThat(s.state()).as("within our lease the primary served nothing past our SVM").isEqualTo(State.PROBING);
+        assertThat(transitions.get(transitions.size() - 1).reason()).contains("keeping our SVM").contains("ms left of our promotion lease");
+        s.onPrimaryServesWithoutUs("VM address answered", clock.advanceMs(100));
+        assertThat(s.state()).as("the VM answering within the lease is output the primary let out for us").isEqualTo(State.PROBING);
+        s.onHeartbeat(4, clock.advanceMs(100));
+        assertThat(s.state()).isEqualTo(State.STANDBY);
+        assertThat(actions.log).doesNotContain("abandon svm");
+    }
+
+    @Test
+    void aPrimaryThatOutlivesTheLinkAndOurLeaseMakesTheSvmStaleForGood() {
         FailoverStateMachine s = machine(Role.SECONDARY, 4);
         s.doWork(clock.advanceMs(400));
         s.onVerdict(new Verdict(true, true, "witness answered; VM address answered"), clock.advanceMs(5));
+        assertThat(s.state()).isEqualTo(State.PROBING);
+        s.onVerdict(new Verdict(true, true, "witness answered; VM address answered"), clock.advanceMs(LEASE / MS));
         assertThat(s.state()).as("the primary serves unprotected: our SVM falls behind").isEqualTo(State.IDLE);
         assertThat(actions.log).contains("abandon svm");
         assertThat(transitions.get(transitions.size() - 1).reason()).contains("stale");
