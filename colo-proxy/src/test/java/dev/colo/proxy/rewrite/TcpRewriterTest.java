@@ -130,7 +130,7 @@ class TcpRewriterTest {
 
     @Test
     void aSynStillUnreadAtTheSnapshotIsAnsweredByTheSvmWithItsOwnIsnAndTeachesTheOffset() {
-        // bench/promise, kill 8 ms after a checkpoint: the client's SYN reached the SVM before the
+        // bench/promise, kill 7 ms after a checkpoint: the client's SYN reached the SVM before the
         // checkpoint, but the PVM's kernel had not read it at the snapshot. Both answered it after,
         // each with its own ISN; the client's ACK came only after the takeover.
         TcpRewriter rw = new TcpRewriter();
