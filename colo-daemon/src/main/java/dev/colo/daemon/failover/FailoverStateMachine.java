@@ -348,7 +348,7 @@ public final class FailoverStateMachine {
      * our SVM is stale for good.
      */
     public void onPrimaryServesWithoutUs(String evidence, long nowNs) {
-        if ((state == State.STANDBY || state == State.PROBING) && nowNs - confirmedNs > pairingLeaseNs) {
+        if ((state == State.STANDBY || state == State.PROBING) && pastLease(nowNs)) {
             // Within our lease the answer is output the primary held for us or forwarded
             // compared: it serves nothing past our SVM before the lease is over.
             String why = "the VM answered on the LAN while the primary was silent to us (" + evidence
@@ -383,7 +383,8 @@ public final class FailoverStateMachine {
             }
             case PROBING -> {
                 long unconfirmedNs = nowNs - confirmedNs;
-                if (v.witnessAnswered() && !v.peerReachableOverLan() && unconfirmedNs > pairingLeaseNs) {
+                boolean pastLease = pastLease(nowNs);
+                if (v.witnessAnswered() && !v.peerReachableOverLan() && pastLease) {
                     // A stall of ours, or a primary that heard nothing from us while we heard it:
                     // it may have served without us since, and promoting would roll that back.
                     String why = "primary lost (" + v.evidence() + "), but it last confirmed us "
@@ -396,7 +397,7 @@ public final class FailoverStateMachine {
                     state(State.ACTIVE, nowNs, "primary lost, witness answered, primary unreachable over the LAN (" + v.evidence()
                             + "): promoting in term " + term);
                     actions.promote(term);
-                } else if (v.witnessAnswered() && unconfirmedNs > pairingLeaseNs) {
+                } else if (v.witnessAnswered() && pastLease) {
                     // The primary outlived the link and our lease: it serves unprotected now (or
                     // will, once its witness answers), so our SVM falls behind for good. Promoting
                     // it later, when the primary dies, would roll back what the clients were told.
@@ -433,6 +434,14 @@ public final class FailoverStateMachine {
         state(State.UNPROTECTED, nowNs, "secondary lost, witness answered (" + soloEvidence + "), and its promotion lease is over (silent "
                 + (nowNs - lastHeartbeatNs) / 1_000_000 + " ms): serving unprotected");
         actions.runUnprotected();
+    }
+
+    /**
+     * Secondary: whether the primary may have served past our SVM: only once the lease of the last
+     * heartbeat it confirmed is over (before that it holds its output for us).
+     */
+    private boolean pastLease(long nowNs) {
+        return nowNs - confirmedNs > pairingLeaseNs;
     }
 
     /** Secondary: our SVM is (or may be) behind what the primary served; it is never promoted. */

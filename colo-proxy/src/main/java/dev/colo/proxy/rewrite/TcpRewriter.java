@@ -75,10 +75,11 @@ public final class TcpRewriter {
         if (!view.hasFlag(PacketView.TCP_ACK)) {
             return;
         }
-        if (previousSyns.contains(view.flowKey())) {
-            ackedSinceCheckpoint.add(view.flowKey());
+        FlowKey client = view.flowKey(); // one key per frame: this runs for every client frame
+        if (!previousSyns.isEmpty() && previousSyns.contains(client)) {
+            ackedSinceCheckpoint.add(client);
         }
-        Conn c = conns.get(view.flowKey().reversed());
+        Conn c = conns.get(client.reversed());
         if (c == null) {
             return;
         }
@@ -95,10 +96,10 @@ public final class TcpRewriter {
             c.known = true;
             // Learned once: a SYN-ACK the SVM sends again for this connection (a duplicated SYN
             // made it) must not start a second lesson from an ACK that acknowledges data.
-            freshSyns.remove(view.flowKey());
-            previousSyns.remove(view.flowKey());
+            freshSyns.remove(client);
+            previousSyns.remove(client);
             if (c.offset == 0 && c.tsOffset == 0) {
-                conns.remove(view.flowKey().reversed()); // nothing to shift on this connection, ever
+                conns.remove(client.reversed()); // nothing to shift on this connection, ever
                 return;
             }
         }
