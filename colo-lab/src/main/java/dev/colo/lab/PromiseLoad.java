@@ -39,6 +39,7 @@ import java.util.concurrent.atomic.AtomicLong;
  */
 public final class PromiseLoad implements AutoCloseable {
     private static final long PATIENCE_MS = 30_000;
+    private static final Duration SERVICE_START_MAX = Duration.ofSeconds(90);
 
     /** What the clients saw and what the survivor holds. */
     public record Result(long requests, long failed, long brokenConnections, long recordsAnswered, long recordsMissing,
@@ -93,6 +94,8 @@ public final class PromiseLoad implements AutoCloseable {
     public PromiseLoad(NetNamespace clientNs, String vmIp, int recordWriters) {
         this.clientNs = clientNs;
         this.vmIp = vmIp;
+        awaitListening(8, SERVICE_START_MAX);
+        awaitListening(7, SERVICE_START_MAX);
         for (int i = 0; i < recordWriters; i++) {
             int id = i;
             clients.start("records-" + i, () -> recordWriter(id));
@@ -103,6 +106,38 @@ public final class PromiseLoad implements AutoCloseable {
         clients.start("http-date", () -> httpClient("/cgi-bin/date"));
         clients.start("http-counter", () -> httpClient("/cgi-bin/counter"));
         clients.start("echo", this::echoClient);
+    }
+
+    /**
+     * The guest's services start in the background after boot, and colo-svc listens only once the
+     * guest kernel's random pool is ready (a fresh TCG guest without a hardware RNG needs seconds
+     * for that, longer on a loaded host). A page answering on port 80 says nothing about port 8, so
+     * the load waits here until each TCP service accepts: a refused connection before the service
+     * ever listened is not a broken client connection, while one after it is, and counts.
+     */
+    private void awaitListening(int port, Duration max) {
+        long t0 = System.nanoTime();
+        long deadline = t0 + max.toNanos();
+        for (int refused = 0;; refused++) {
+            try (Socket probe = ClientThreads.connect(clientNs, vmIp, port, 1000)) {
+                if (refused > 0) {
+                    System.out.println("promise: the guest's port " + port + " accepted connections after " + refused
+                            + " refused attempts, " + (System.nanoTime() - t0) / 1_000_000 + " ms");
+                }
+                return;
+            } catch (Exception e) {
+                if (System.nanoTime() > deadline) {
+                    throw new IllegalStateException("the guest at " + vmIp + " did not accept connections on port " + port
+                            + " within " + max.toSeconds() + " s: " + e, e);
+                }
+                try {
+                    Thread.sleep(100);
+                } catch (InterruptedException ie) {
+                    Thread.currentThread().interrupt();
+                    throw new IllegalStateException("interrupted while waiting for port " + port, ie);
+                }
+            }
+        }
     }
 
     private Socket connect(int port) throws Exception {
