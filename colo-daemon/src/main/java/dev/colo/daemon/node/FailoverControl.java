@@ -160,12 +160,15 @@ final class FailoverControl {
         }
         long rx = lastRxNs;
         int follows = peerFollows;
-        if (rx > lastHeartbeatNs && sm.state() == State.SUSPECT && follows == 0) {
+        // Holding for a secondary (SUSPECT), only its heartbeat tells whether it still runs an SVM:
+        // a restarted daemon's first words must not restore protection, so a heartbeat whose
+        // follows flag is not yet known (-1, a new session) counts for nothing there.
+        boolean fresh = rx > lastHeartbeatNs;
+        boolean holding = sm.state() == State.SUSPECT;
+        if (fresh && holding && follows == 0) {
             lastHeartbeatNs = rx;
             sm.onSecondaryWithoutSvm(rx);
-        } else if (rx > lastHeartbeatNs && (sm.state() != State.SUSPECT || follows == 1)) {
-            // Holding for a secondary, only its heartbeat tells whether it still runs an SVM:
-            // a restarted daemon's first words must not restore protection.
+        } else if (fresh && (!holding || follows == 1)) {
             lastHeartbeatNs = rx;
             sm.onHeartbeat(lastRxTerm, rx);
         }
