@@ -3,35 +3,33 @@ package dev.colo.daemon.node;
 import dev.colo.daemon.config.DaemonConfig;
 import dev.colo.daemon.host.Witness;
 import dev.colo.runtime.Lane;
-import java.util.concurrent.CompletableFuture;
+import java.util.List;
 import java.util.concurrent.CompletionStage;
-import java.util.function.Supplier;
 
-/** The production checks: ICMP echo and TCP connects from the daemon's namespace, on the probe lane. */
+/** The production checks: ICMP echo and TCP connects from the daemon's namespace, on probe lanes. */
 public final class HostReachability implements Reachability {
     private final DaemonConfig cfg;
-    private final Lane probe;
-    private final Lane vmProbe;
+    private final LeastBusyLanes probe;
+    private final LeastBusyLanes vmProbes;
 
-    /** Two lanes, so the peer-daemon and VM-address checks of one probe run side by side. */
-    public HostReachability(DaemonConfig cfg, Lane probe, Lane vmProbe) {
+    /**
+     * The witness and peer-daemon checks on {@code probe}; the VM-address checks on their own
+     * lanes, so that they run beside the peer-daemon check of one probe, and so that a probe's VM
+     * check does not queue behind the secondary's watch of the same address.
+     */
+    public HostReachability(DaemonConfig cfg, Lane probe, List<Lane> vmProbes) {
         this.cfg = cfg;
-        this.probe = probe;
-        this.vmProbe = vmProbe;
+        this.probe = new LeastBusyLanes(List.of(probe));
+        this.vmProbes = new LeastBusyLanes(vmProbes);
     }
 
-    private CompletionStage<Answer> on(Lane lane, Supplier<Witness.Answer> check) {
-        CompletableFuture<Answer> f = new CompletableFuture<>();
-        lane.execute(() -> {
-            Witness.Answer a = check.get();
-            f.complete(new Answer(a.answered(), a.rttMs(), a.evidence()));
-        });
-        return f;
+    private static Answer answer(Witness.Answer a) {
+        return new Answer(a.answered(), a.rttMs(), a.evidence());
     }
 
     @Override
     public CompletionStage<Answer> witness() {
-        return on(probe, () -> Witness.ping(cfg.witness().address(), cfg.witness().timeoutMs(), 2));
+        return probe.run(() -> answer(Witness.ping(cfg.witness().address(), cfg.witness().timeoutMs(), 2)));
     }
 
     @Override
@@ -39,11 +37,11 @@ public final class HostReachability implements Reachability {
         // At least a second: a connect shorter than a SYN retransmission reads a lossy link as a dead
         // daemon (30% loss promoted a secondary beside a live primary with 300 ms). A refused
         // connection still answers at once.
-        return on(probe, () -> Witness.connect(cfg.peer().link(), Math.max(1000, 3 * cfg.witness().timeoutMs())));
+        return probe.run(() -> answer(Witness.connect(cfg.peer().link(), Math.max(1000, 3 * cfg.witness().timeoutMs()))));
     }
 
     @Override
     public CompletionStage<Answer> vmAddress() {
-        return on(vmProbe, () -> Witness.ping(cfg.vm().ip(), cfg.witness().timeoutMs(), 3));
+        return vmProbes.run(() -> answer(Witness.ping(cfg.vm().ip(), cfg.witness().timeoutMs(), 3)));
     }
 }

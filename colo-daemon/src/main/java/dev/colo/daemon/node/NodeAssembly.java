@@ -11,6 +11,7 @@ import io.netty.channel.EventLoop;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.epoll.EpollIoHandler;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -36,7 +37,7 @@ public final class NodeAssembly implements AutoCloseable {
         EventLoop path = pathGroup.next();
         runtime.adopt("path", path, false);
         NodePorts ports = new NodePorts(runtime, hv, new TlsPeerLink(cfg, linkGroup), new HostNetwork(cfg, path),
-                new HostReachability(cfg, runtime.lane("probe"), runtime.lane("probe-vm")), new HostDisks(diskGroup), events, metrics);
+                new HostReachability(cfg, runtime.lane("probe"), List.of(runtime.lane("probe-vm-1"), runtime.lane("probe-vm-2"))), new HostDisks(diskGroup), events, metrics);
         node = new Node(cfg, ports);
         control = new ControlFacade(node);
     }
