@@ -56,10 +56,9 @@ public final class TcpRewriter {
      * offset too, but only while no client ACK on that flow has reached this SVM: the PVM's
      * SYN-ACK leaves only after the SVM's arrived to match it, so the client's first ACK comes
      * after; a SYN-ACK the SVM repeats from copied state after the client's ACK is not a lesson.
+     * So a flow leaves this set at the first client ACK that goes into this SVM.
      */
     private java.util.Set<FlowKey> previousSyns = new java.util.HashSet<>();
-    /** Flows of {@link #previousSyns} on which a client ACK already went into this SVM. */
-    private final java.util.Set<FlowKey> ackedSinceCheckpoint = new java.util.HashSet<>();
 
     /** A frame from the client side on its way into the SVM. Rewrites it in place. */
     public void intoSvm(ByteBuf ethernet) {
@@ -76,8 +75,8 @@ public final class TcpRewriter {
             return;
         }
         FlowKey client = view.flowKey(); // one key per frame: this runs for every client frame
-        if (!previousSyns.isEmpty() && previousSyns.contains(client)) {
-            ackedSinceCheckpoint.add(client);
+        if (!previousSyns.isEmpty()) {
+            previousSyns.remove(client);
         }
         Conn c = conns.get(client.reversed());
         if (c == null) {
@@ -97,7 +96,6 @@ public final class TcpRewriter {
             // Learned once: a SYN-ACK the SVM sends again for this connection (a duplicated SYN
             // made it) must not start a second lesson from an ACK that acknowledges data.
             freshSyns.remove(client);
-            previousSyns.remove(client);
             if (c.offset == 0 && c.tsOffset == 0) {
                 conns.remove(client.reversed()); // nothing to shift on this connection, ever
                 return;
@@ -141,7 +139,7 @@ public final class TcpRewriter {
         FlowKey key = view.flowKey();
         if (view.hasFlag(PacketView.TCP_SYN)) {
             FlowKey client = key.reversed();
-            if (!freshSyns.contains(client) && !(previousSyns.contains(client) && !ackedSinceCheckpoint.contains(client))) {
+            if (!freshSyns.contains(client) && !previousSyns.contains(client)) {
                 return; // the SVM answers a SYN from before its checkpoint: its numbers are the PVM's
             }
             Conn known = conns.get(key);
@@ -255,7 +253,6 @@ public final class TcpRewriter {
         conns.clear();
         previousSyns = freshSyns;
         freshSyns = new java.util.HashSet<>();
-        ackedSinceCheckpoint.clear();
     }
 
     public int connections() {
